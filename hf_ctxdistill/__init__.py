@@ -1,0 +1,24 @@
+"""hf_ctxdistill: Contextualization Distillation for knowledge graph completion, HuggingFace-native.
+
+The pipeline reads left to right: ``data`` (load a KG) -> ``context`` (LLM-written contexts per triple)
+-> ``models`` (KG-BERT / KG-S2S with auxiliary losses) -> ``training`` (MultiTaskTrainer)
+-> ``evaluation`` (filtered link prediction) -> ``hub`` (model cards, pushing).
+"""
+
+__version__ = "0.1.0.dev0"
+
+from .data import (
+    KGFormatError,
+    KnowledgeGraph,
+    LoadReport,
+    load_kg,
+    read_kg,
+)
+
+__all__ = [
+    "KGFormatError",
+    "KnowledgeGraph",
+    "LoadReport",
+    "load_kg",
+    "read_kg",
+]
