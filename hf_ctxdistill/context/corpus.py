@@ -19,6 +19,7 @@ from datasets import Dataset, Features, Value, load_dataset, load_from_disk
 
 from ..data.errors import KGFormatError, LoadReport
 from ..data.knowledge_graph import KnowledgeGraph
+from ..data.schema import column, dataset_from_columns
 from ..data.text_files import iter_lines
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class ContextCorpus:
         self.source_kg = source_kg
         self.metadata = dict(metadata or {})
         seen: dict[tuple, int] = {}
-        for index, key in enumerate(zip(dataset["head"], dataset["relation"], dataset["tail"], dataset["path"])):
+        for index, key in enumerate(zip(*(column(dataset, c) for c in ("head", "relation", "tail", "path")))):
             if key in seen:
                 raise ValueError(f"corpus row {index} repeats the key {key[:3]} of row {seen[key]} (path {key[3]!r})")
             seen[key] = index
@@ -73,7 +74,7 @@ class ContextCorpus:
         for record in records:
             for name in CORPUS_FEATURES:
                 rows[name].append(record.get(name))
-        return cls(Dataset.from_dict(rows, features=CORPUS_FEATURES), source_kg=source_kg, metadata=metadata)
+        return cls(dataset_from_columns(rows, CORPUS_FEATURES), source_kg=source_kg, metadata=metadata)
 
     @classmethod
     def from_knowledge_context(
@@ -165,7 +166,7 @@ class ContextCorpus:
         return len(self.dataset)
 
     def __repr__(self) -> str:
-        paths = sorted({p for p in self.dataset["path"] if p is not None})
+        paths = sorted({p for p in column(self.dataset, "path") if p is not None})
         return f"ContextCorpus(rows={len(self):,}, paths={paths}, source_kg={self.source_kg!r})"
 
     def context_map(self, path: str | None = None) -> dict[TripleKey, str]:
@@ -181,8 +182,7 @@ class ContextCorpus:
         return {h: c for h, r, t, c, p in self._columns() if r is None and t is None and (path is None or p == path)}
 
     def _columns(self):
-        d = self.dataset
-        return zip(d["head"], d["relation"], d["tail"], d["context"], d["path"])
+        return zip(*(column(self.dataset, c) for c in ("head", "relation", "tail", "context", "path")))
 
     def coverage(self, kg: KnowledgeGraph, split: str = "train") -> dict[str, float | int]:
         """How many triples of ``split`` (and entities) have a context."""

@@ -7,6 +7,7 @@ from importlib import resources
 
 from ..citation import PAPER_BIBTEX, PAPER_TITLE, PAPER_URL
 from ..data.knowledge_graph import KnowledgeGraph
+from ..data.schema import column
 
 
 def create_corpus_card(
@@ -16,9 +17,9 @@ def create_corpus_card(
     paper's citation."""
     dataset = corpus.dataset
     source = corpus.source_kg or (kg.source if kg is not None else None) or "an unnamed KG"
-    paths = Counter(p for p in dataset["path"] if p)
-    generators = Counter(g for g in dataset["generator"] if g)
-    prompts = Counter(p for p in dataset["prompt"] if p)
+    paths = Counter(p for p in column(dataset, "path") if p)
+    generators = Counter(g for g in column(dataset, "generator") if g)
+    prompts = Counter(p for p in column(dataset, "prompt") if p)
     coverage_section = ""
     if kg is not None:
         cov = corpus.coverage(kg)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 
 from .errors import KGFormatError, LoadReport
 from .schema import (
@@ -19,6 +19,7 @@ from .schema import (
     RELATION_FEATURES,
     RELATIONS,
     TRIPLE_FEATURES,
+    dataset_from_columns,
 )
 
 
@@ -139,8 +140,8 @@ class KGBuilder:
             "name": [v[0] if v[0] is not None else k for k, v in self.relations.items()],
         }
         out = {
-            ENTITIES: Dataset.from_dict(entity_rows, features=ENTITY_FEATURES),
-            RELATIONS: Dataset.from_dict(relation_rows, features=RELATION_FEATURES),
+            ENTITIES: dataset_from_columns(entity_rows, ENTITY_FEATURES),
+            RELATIONS: dataset_from_columns(relation_rows, RELATION_FEATURES),
         }
         for split, rows in self.splits.items():
             keys = list(rows)
@@ -148,7 +149,7 @@ class KGBuilder:
             # Labeled rows are keyed (head, relation, tail, label, file, line) so repeats survive.
             if split in self.labeled:
                 columns["label"] = [k[3] for k in keys]
-                out[split] = Dataset.from_dict(columns, features=LABELED_TRIPLE_FEATURES)
+                out[split] = dataset_from_columns(columns, LABELED_TRIPLE_FEATURES)
             else:
-                out[split] = Dataset.from_dict(columns, features=TRIPLE_FEATURES)
+                out[split] = dataset_from_columns(columns, TRIPLE_FEATURES)
         return DatasetDict(out)

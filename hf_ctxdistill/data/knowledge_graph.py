@@ -11,10 +11,10 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 
 from .errors import KGFormatError, LoadReport
-from .schema import ENTITIES, RELATIONS, TRIPLE_SPLITS
+from .schema import ENTITIES, RELATIONS, TRIPLE_SPLITS, column
 
 
 class KnowledgeGraph:
@@ -33,11 +33,11 @@ class KnowledgeGraph:
         self.source = source
         entities = dataset[ENTITIES]
         relations = dataset[RELATIONS]
-        self.entity_ids: list[str] = list(entities["id"])
-        self.entity_names: list[str] = list(entities["name"])
-        self.entity_descriptions: list[str | None] = list(entities["description"])
-        self.relation_ids: list[str] = list(relations["id"])
-        self.relation_names: list[str] = list(relations["name"])
+        self.entity_ids: list[str] = column(entities, "id")
+        self.entity_names: list[str] = column(entities, "name")
+        self.entity_descriptions: list[str | None] = column(entities, "description")
+        self.relation_ids: list[str] = column(relations, "id")
+        self.relation_names: list[str] = column(relations, "name")
         self.entity_index: dict[str, int] = {e: i for i, e in enumerate(self.entity_ids)}
         self.relation_index: dict[str, int] = {r: i for i, r in enumerate(self.relation_ids)}
         if len(self.entity_index) != len(self.entity_ids):
@@ -84,21 +84,23 @@ class KnowledgeGraph:
 
     def labels(self, split: str) -> np.ndarray:
         """The 0/1 labels of a triple-classification split."""
-        return np.asarray(self.dataset[split]["label"], dtype=np.int64)
+        return np.asarray(column(self.dataset[split], "label"), dtype=np.int64)
 
     def encode(self, rows, where: str = "triples") -> np.ndarray:
         """Map rows with string ``head``/``relation``/``tail`` (a Dataset, dict of lists or list of
         tuples) to an ``(n, 3)`` index array; unknown ids raise ``KeyError`` naming the id."""
-        if hasattr(rows, "column_names") or isinstance(rows, dict):
+        if isinstance(rows, Dataset):
+            heads, relations, tails = (column(rows, c) for c in ("head", "relation", "tail"))
+        elif isinstance(rows, dict):
             heads, relations, tails = rows["head"], rows["relation"], rows["tail"]
         else:
             heads, relations, tails = zip(*rows) if len(rows) else ((), (), ())
         out = np.empty((len(heads), 3), dtype=np.int64)
-        for column, (values, index, kind) in enumerate(
+        for position, (values, index, kind) in enumerate(
             ((heads, self.entity_index, "entity"), (relations, self.relation_index, "relation"), (tails, self.entity_index, "entity"))
         ):
             try:
-                out[:, column] = [index[v] for v in values]
+                out[:, position] = [index[v] for v in values]
             except KeyError as err:
                 raise KeyError(f"{where}: unknown {kind} id {err.args[0]!r}") from None
         return out

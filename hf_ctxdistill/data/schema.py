@@ -12,7 +12,9 @@ Splits (each a ``datasets.Dataset``; ids are always the source's own string ids,
 
 from __future__ import annotations
 
-from datasets import Features, Value
+import pyarrow as pa
+from datasets import Dataset, Features, Value
+from datasets.table import InMemoryTable
 
 ENTITIES = "entities"
 RELATIONS = "relations"
@@ -29,3 +31,14 @@ LABELED_TRIPLE_FEATURES = Features(
 def classification_split(split: str) -> str:
     """Name of the triple-classification split that goes with a link-prediction split."""
     return f"{split}_classification"
+
+
+def dataset_from_columns(columns: dict[str, list], features: Features) -> Dataset:
+    """Build a ``Dataset`` straight from Python lists through Arrow (``Dataset.from_dict`` encodes row
+    by row, which costs seconds on a 100k-triple KG)."""
+    return Dataset(InMemoryTable(pa.table(columns, schema=features.arrow_schema)))
+
+
+def column(dataset: Dataset, name: str) -> list:
+    """One column as a Python list, read through Arrow (iterating ``dataset[name]`` decodes row by row)."""
+    return dataset.with_format("arrow")[name].to_pylist()
