@@ -14,6 +14,14 @@ from .data import (
     load_kg,
     read_kg,
 )
+from .evaluation import (
+    LinkPredictionEvaluator,
+    LinkPredictionResult,
+    TripleClassificationEvaluator,
+    compute_ranks,
+    merge_results,
+    rank_metrics,
+)
 
 __all__ = [
     "KGFormatError",
@@ -21,4 +29,10 @@ __all__ = [
     "LoadReport",
     "load_kg",
     "read_kg",
+    "LinkPredictionEvaluator",
+    "LinkPredictionResult",
+    "TripleClassificationEvaluator",
+    "compute_ranks",
+    "merge_results",
+    "rank_metrics",
 ]
