@@ -13,6 +13,8 @@ from .data import (
     LoadReport,
     load_kg,
     read_kg,
+    read_wordnet,
+    sample_subgraph,
 )
 from .evaluation import (
     LinkPredictionEvaluator,
@@ -29,6 +31,8 @@ __all__ = [
     "LoadReport",
     "load_kg",
     "read_kg",
+    "read_wordnet",
+    "sample_subgraph",
     "LinkPredictionEvaluator",
     "LinkPredictionResult",
     "TripleClassificationEvaluator",

@@ -4,6 +4,7 @@ index-based :class:`KnowledgeGraph` view."""
 from .errors import KGFormatError, LoadReport, Problem
 from .knowledge_graph import KnowledgeGraph, ensure_knowledge_graph
 from .load import KGReadResult, detect_format, load_kg, read_kg
+from .sampling import sample_subgraph
 from .schema import (
     ENTITIES,
     ENTITY_FEATURES,
@@ -14,6 +15,7 @@ from .schema import (
     TRIPLE_SPLITS,
     classification_split,
 )
+from .wordnet import WORDNET_RELATIONS, WordNetGraph, read_wordnet, read_wordnet_graph
 
 __all__ = [
     "ENTITIES",
@@ -33,4 +35,9 @@ __all__ = [
     "ensure_knowledge_graph",
     "load_kg",
     "read_kg",
+    "read_wordnet",
+    "read_wordnet_graph",
+    "sample_subgraph",
+    "WordNetGraph",
+    "WORDNET_RELATIONS",
 ]
