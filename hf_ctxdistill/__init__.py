@@ -24,6 +24,14 @@ from .evaluation import (
     merge_results,
     rank_metrics,
 )
+from .models import (
+    ContextualizedKGBert,
+    ContextualizedKGBertConfig,
+    KGBertTripleEncoder,
+    KGBertTripleScorer,
+    minilm_path,
+)
+from .training import CtxDistillTrainingArguments, KGBertCollator, MultiTaskTrainer
 
 __all__ = [
     "KGFormatError",
@@ -39,4 +47,12 @@ __all__ = [
     "compute_ranks",
     "merge_results",
     "rank_metrics",
+    "ContextualizedKGBert",
+    "ContextualizedKGBertConfig",
+    "KGBertTripleEncoder",
+    "KGBertTripleScorer",
+    "minilm_path",
+    "CtxDistillTrainingArguments",
+    "KGBertCollator",
+    "MultiTaskTrainer",
 ]

