@@ -27,11 +27,14 @@ from .evaluation import (
 from .models import (
     ContextualizedKGBert,
     ContextualizedKGBertConfig,
+    ContextualizedKGS2S,
+    ContextualizedKGS2SConfig,
     KGBertTripleEncoder,
     KGBertTripleScorer,
+    KGS2SLinkPredictor,
     minilm_path,
 )
-from .training import CtxDistillTrainingArguments, KGBertCollator, MultiTaskTrainer
+from .training import CtxDistillTrainingArguments, KGBertCollator, KGS2SCollator, MultiTaskTrainer
 
 __all__ = [
     "KGFormatError",
@@ -54,5 +57,9 @@ __all__ = [
     "minilm_path",
     "CtxDistillTrainingArguments",
     "KGBertCollator",
+    "ContextualizedKGS2S",
+    "ContextualizedKGS2SConfig",
+    "KGS2SLinkPredictor",
+    "KGS2SCollator",
     "MultiTaskTrainer",
 ]

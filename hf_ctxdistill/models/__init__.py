@@ -1,5 +1,5 @@
-"""Models: KG-BERT with reconstruction (``ContextualizedKGBert``), its triple scorer, and helpers to find
-offline encoder checkpoints."""
+"""Models: KG-BERT with reconstruction (``ContextualizedKGBert``) and KG-S2S with contextualization
+(``ContextualizedKGS2S``), their scorers, and helpers to find offline checkpoints."""
 
 from .kgbert import (
     ContextualizedKGBert,
@@ -8,7 +8,16 @@ from .kgbert import (
     KGBertTripleEncoder,
     KGBertTripleScorer,
 )
-from .offline import minilm_path
+from .kgs2s import (
+    ContextualizedKGS2S,
+    ContextualizedKGS2SConfig,
+    ContextualizedKGS2SOutput,
+    EntityNames,
+    EntityTrie,
+    KGS2SInputFormatter,
+    KGS2SLinkPredictor,
+)
+from .offline import minilm_path, smollm2_gguf_path
 
 __all__ = [
     "ContextualizedKGBert",
@@ -17,4 +26,12 @@ __all__ = [
     "KGBertTripleEncoder",
     "KGBertTripleScorer",
     "minilm_path",
+    "smollm2_gguf_path",
+    "ContextualizedKGS2S",
+    "ContextualizedKGS2SConfig",
+    "ContextualizedKGS2SOutput",
+    "EntityNames",
+    "EntityTrie",
+    "KGS2SInputFormatter",
+    "KGS2SLinkPredictor",
 ]

@@ -2,6 +2,7 @@
 
 from .collators import KGBertCollator
 from .ctxdistill_config import LOSS_CONFIG_FIELDS, CtxDistillTrainingArguments
+from .kgs2s_collator import KGS2SCollator, random_spans_noise_mask
 from .multitask_trainer import CollatorEpochCallback, MultiTaskTrainer
 
 __all__ = [
@@ -9,5 +10,7 @@ __all__ = [
     "CollatorEpochCallback",
     "CtxDistillTrainingArguments",
     "KGBertCollator",
+    "KGS2SCollator",
+    "random_spans_noise_mask",
     "MultiTaskTrainer",
 ]
