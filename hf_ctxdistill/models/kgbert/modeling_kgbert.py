@@ -27,25 +27,13 @@ from transformers import AutoModel, AutoModelForMaskedLM, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, logging
 
+from ..loading import CONFIG_LOAD_KWARGS, split_load_kwargs
 from .configuration_kgbert import ContextualizedKGBertConfig
 
 logger = logging.get_logger(__name__)
 
 ScoreType = Literal["log_odds", "prob", "logit"]
 
-# Keyword arguments of `from_encoder` that go to the encoder's `from_pretrained`, not to the config.
-_LOAD_KWARGS = (
-    "dtype",
-    "torch_dtype",
-    "attn_implementation",
-    "revision",
-    "cache_dir",
-    "token",
-    "trust_remote_code",
-    "local_files_only",
-    "device_map",
-    "subfolder",
-)
 
 
 @dataclass
@@ -220,15 +208,8 @@ class ContextualizedKGBert(PreTrainedModel):
         """
         from transformers import AutoConfig
 
-        model_kwargs = dict(model_kwargs or {})
-        for key in _LOAD_KWARGS:
-            if key in config_kwargs:
-                model_kwargs[key] = config_kwargs.pop(key)
-        config_load_kwargs = {
-            k: model_kwargs[k]
-            for k in ("revision", "cache_dir", "token", "trust_remote_code", "local_files_only", "subfolder")
-            if k in model_kwargs
-        }
+        model_kwargs = split_load_kwargs(model_kwargs, config_kwargs)
+        config_load_kwargs = {k: model_kwargs[k] for k in CONFIG_LOAD_KWARGS if k in model_kwargs}
         encoder_config = AutoConfig.from_pretrained(encoder_name_or_path, **config_load_kwargs)
         config = ContextualizedKGBertConfig(encoder=encoder_config, **config_kwargs)
         if config.lm_head_type == "masked_lm":

@@ -40,24 +40,12 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
 
+from ..loading import CONFIG_LOAD_KWARGS, split_load_kwargs
 from .configuration_kgs2s import ContextualizedKGS2SConfig
 
 logger = logging.get_logger(__name__)
 
 # Keyword arguments of the construction helpers that go to `from_pretrained`, not to the config.
-_LOAD_KWARGS = (
-    "dtype",
-    "torch_dtype",
-    "attn_implementation",
-    "revision",
-    "cache_dir",
-    "token",
-    "trust_remote_code",
-    "local_files_only",
-    "device_map",
-    "subfolder",
-)
-_CONFIG_LOAD_KWARGS = ("revision", "cache_dir", "token", "trust_remote_code", "local_files_only", "subfolder")
 
 #: Batch keys of each task: (input ids, attention mask, labels). The kgc task uses the standard names, so
 #: the model also behaves as a plain seq2seq model for ``Trainer`` and ``generate``.
@@ -199,7 +187,7 @@ class ContextualizedKGS2S(PreTrainedModel):
                 ``trust_remote_code``, ``local_files_only``, ``device_map`` and ``subfolder`` given here
                 are moved to ``model_kwargs``.
         """
-        model_kwargs = _split_load_kwargs(model_kwargs, config_kwargs)
+        model_kwargs = split_load_kwargs(model_kwargs, config_kwargs)
         seq2seq = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, **model_kwargs)
         config = ContextualizedKGS2SConfig(seq2seq=seq2seq.config, **config_kwargs)
         config.name_or_path = name_or_path
@@ -235,8 +223,8 @@ class ContextualizedKGS2S(PreTrainedModel):
         from transformers import AutoTokenizer
 
         decoder_name_or_path = decoder_name_or_path or encoder_name_or_path
-        model_kwargs = _split_load_kwargs(model_kwargs, config_kwargs)
-        config_load_kwargs = {k: model_kwargs[k] for k in _CONFIG_LOAD_KWARGS if k in model_kwargs}
+        model_kwargs = split_load_kwargs(model_kwargs, config_kwargs)
+        config_load_kwargs = {k: model_kwargs[k] for k in CONFIG_LOAD_KWARGS if k in model_kwargs}
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(decoder_name_or_path, **config_load_kwargs)
         encoder_config = AutoConfig.from_pretrained(encoder_name_or_path, **config_load_kwargs)
@@ -506,12 +494,6 @@ def _seq2seq_from_config(seq2seq_config: Any) -> PreTrainedModel:
     return AutoModelForSeq2SeqLM.from_config(seq2seq_config)
 
 
-def _split_load_kwargs(model_kwargs: dict[str, Any] | None, config_kwargs: dict[str, Any]) -> dict[str, Any]:
-    model_kwargs = dict(model_kwargs or {})
-    for key in _LOAD_KWARGS:
-        if key in config_kwargs:
-            model_kwargs[key] = config_kwargs.pop(key)
-    return model_kwargs
 
 
 # Saved models carry this file and the configuration's, and an ``auto_map`` naming them, so that
