@@ -27,7 +27,6 @@ from transformers import AutoModel, AutoModelForMaskedLM, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput, logging
 
-from ..loading import CONFIG_LOAD_KWARGS, split_load_kwargs
 from .configuration_kgbert import ContextualizedKGBertConfig
 
 logger = logging.get_logger(__name__)
@@ -208,6 +207,7 @@ class ContextualizedKGBert(PreTrainedModel):
         """
         from transformers import AutoConfig
 
+        split_load_kwargs, CONFIG_LOAD_KWARGS = _loading_helpers()
         model_kwargs = split_load_kwargs(model_kwargs, config_kwargs)
         config_load_kwargs = {k: model_kwargs[k] for k in CONFIG_LOAD_KWARGS if k in model_kwargs}
         encoder_config = AutoConfig.from_pretrained(encoder_name_or_path, **config_load_kwargs)
@@ -471,6 +471,17 @@ def _no_pooler_kwargs(encoder_config: Any) -> dict[str, Any]:
         return {}
     return {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters else {}
 
+
+
+def _loading_helpers():
+    """The shared checkpoint-loading helpers, imported absolutely and lazily: saved models carry a copy of
+    this file for ``trust_remote_code``, which can only bring sibling files along, and they never call
+    the ``from_*`` constructors that need these."""
+    try:
+        from hf_ctxdistill.models.loading import CONFIG_LOAD_KWARGS, split_load_kwargs
+    except ImportError as err:  # a remote-code copy without the package installed
+        raise ImportError("building a model from pretrained checkpoints needs the hf_ctxdistill package") from err
+    return split_load_kwargs, CONFIG_LOAD_KWARGS
 
 # Saved models carry this file and the configuration's, and an ``auto_map`` naming them, so that
 # ``AutoModel.from_pretrained(path, trust_remote_code=True)`` works without this package installed.

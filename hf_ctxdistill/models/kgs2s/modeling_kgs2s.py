@@ -40,7 +40,6 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
 
-from ..loading import CONFIG_LOAD_KWARGS, split_load_kwargs
 from .configuration_kgs2s import ContextualizedKGS2SConfig
 
 logger = logging.get_logger(__name__)
@@ -187,6 +186,7 @@ class ContextualizedKGS2S(PreTrainedModel):
                 ``trust_remote_code``, ``local_files_only``, ``device_map`` and ``subfolder`` given here
                 are moved to ``model_kwargs``.
         """
+        split_load_kwargs, CONFIG_LOAD_KWARGS = _loading_helpers()
         model_kwargs = split_load_kwargs(model_kwargs, config_kwargs)
         seq2seq = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, **model_kwargs)
         config = ContextualizedKGS2SConfig(seq2seq=seq2seq.config, **config_kwargs)
@@ -223,6 +223,7 @@ class ContextualizedKGS2S(PreTrainedModel):
         from transformers import AutoTokenizer
 
         decoder_name_or_path = decoder_name_or_path or encoder_name_or_path
+        split_load_kwargs, CONFIG_LOAD_KWARGS = _loading_helpers()
         model_kwargs = split_load_kwargs(model_kwargs, config_kwargs)
         config_load_kwargs = {k: model_kwargs[k] for k in CONFIG_LOAD_KWARGS if k in model_kwargs}
         if tokenizer is None:
@@ -495,6 +496,17 @@ def _seq2seq_from_config(seq2seq_config: Any) -> PreTrainedModel:
 
 
 
+
+
+def _loading_helpers():
+    """The shared checkpoint-loading helpers, imported absolutely and lazily: saved models carry a copy of
+    this file for ``trust_remote_code``, which can only bring sibling files along, and they never call
+    the ``from_*`` constructors that need these."""
+    try:
+        from hf_ctxdistill.models.loading import CONFIG_LOAD_KWARGS, split_load_kwargs
+    except ImportError as err:  # a remote-code copy without the package installed
+        raise ImportError("building a model from pretrained checkpoints needs the hf_ctxdistill package") from err
+    return split_load_kwargs, CONFIG_LOAD_KWARGS
 
 # Saved models carry this file and the configuration's, and an ``auto_map`` naming them, so that
 # ``AutoModel.from_pretrained(path, trust_remote_code=True)`` works without this package installed.
