@@ -27,6 +27,7 @@ import torch
 
 from ..data import KnowledgeGraph, ensure_knowledge_graph
 from ..models.kgbert.processing_kgbert import KGBertTripleEncoder
+from .triple_rows import example_generator, rows_to_triples
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -150,28 +151,14 @@ class KGBertCollator:
         self._epoch = int(epoch)
 
     def _generator(self, triple: np.ndarray) -> np.random.Generator:
-        if self._epoch is not None:
-            key = [self.seed, 0, self._epoch]
-        else:
-            key = [self.seed, 1, self._calls]
-        return np.random.default_rng(key + [int(x) for x in triple])
+        return example_generator(self.seed, self._epoch, self._calls, triple)
 
     # ------------------------------------------------------------------ rows
     def _index_rows(self, features: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        triples = np.empty((len(features), 3), dtype=np.int64)
+        triples = rows_to_triples(self.kg, features, type(self).__name__)
         labels = np.ones(len(features), dtype=np.int64)
-        maps = (self.kg.entity_index, self.kg.relation_index, self.kg.entity_index)
         for row, feature in enumerate(features):
-            try:
-                values = (feature["head"], feature["relation"], feature["tail"])
-            except KeyError:
-                raise KeyError(
-                    f"KGBertCollator needs 'head', 'relation' and 'tail' in every row, got {sorted(feature)}; "
-                    "with the Trainer keep `remove_unused_columns=False`"
-                ) from None
-            for col, (value, index) in enumerate(zip(values, maps)):
-                triples[row, col] = index[value] if isinstance(value, str) else int(value)
-            if feature.get("label") is not None:
+            if isinstance(feature, Mapping) and feature.get("label") is not None:
                 labels[row] = -1 if int(feature["label"]) == 0 else 2  # given labels, see __call__
         return triples, labels
 

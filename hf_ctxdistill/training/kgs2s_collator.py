@@ -33,6 +33,7 @@ import torch
 from ..data import KnowledgeGraph, ensure_knowledge_graph
 from ..models.kgs2s.entity_names import EntityNames
 from ..models.kgs2s.inputs import RECONSTRUCT_PREFIX, SIDES, KGS2SInputFormatter
+from .triple_rows import example_generator, rows_to_triples
 
 ContextKey = tuple[str, str, str]
 COLLATOR_TASKS: tuple[str, ...] = ("kgc", "contextualization", "reconstruction")
@@ -213,29 +214,10 @@ class KGS2SCollator:
         self._epoch = int(epoch)
 
     def _generator(self, triple: np.ndarray) -> np.random.Generator:
-        key = [self.seed, 0, self._epoch] if self._epoch is not None else [self.seed, 1, self._calls]
-        return np.random.default_rng(key + [int(x) for x in triple])
+        return example_generator(self.seed, self._epoch, self._calls, triple)
 
-    # ------------------------------------------------------------------ rows
     def _index_rows(self, features: Sequence[Any]) -> np.ndarray:
-        triples = np.empty((len(features), 3), dtype=np.int64)
-        maps = (self.kg.entity_index, self.kg.relation_index, self.kg.entity_index)
-        for row, feature in enumerate(features):
-            if isinstance(feature, Mapping):
-                try:
-                    values = (feature["head"], feature["relation"], feature["tail"])
-                except KeyError:
-                    raise KeyError(
-                        f"KGS2SCollator needs 'head', 'relation' and 'tail' in every row, got {sorted(feature)}; "
-                        "with the Trainer keep `remove_unused_columns=False`"
-                    ) from None
-            else:
-                values = tuple(feature)
-                if len(values) != 3:
-                    raise ValueError(f"a row must be (head, relation, tail), got {feature!r}")
-            for col, (value, index) in enumerate(zip(values, maps)):
-                triples[row, col] = index[value] if isinstance(value, str) else int(value)
-        return triples
+        return rows_to_triples(self.kg, features, type(self).__name__)
 
     def context_of(self, triple: np.ndarray) -> str | None:
         """The context of an index triple, looked up by its string-id key (``None`` when it has none)."""
