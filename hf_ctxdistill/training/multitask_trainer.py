@@ -55,8 +55,12 @@ def _unwrap(model: Any) -> Any:
             return model
 
 
-def _default_lora_targets(model: Any) -> list[str] | None:
-    """PEFT's default LoRA targets for the encoder/decoder architecture(s) inside ``model.config``."""
+def _default_lora_targets(model: Any) -> list[str] | str | None:
+    """The model's own choice (``default_lora_target_modules()``, e.g. a seq2seq wrapper), else PEFT's
+    default LoRA targets for the encoder/decoder architecture(s) inside ``model.config``."""
+    if callable(getattr(model, "default_lora_target_modules", None)):
+        targets = model.default_lora_target_modules()
+        return targets if isinstance(targets, str) else list(targets)  # PEFT takes a regex string too
     try:
         from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as mapping
     except ImportError:  # pragma: no cover - very old peft
