@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig, BertForMaskedLM
 
-from hf_ctxdistill.models import ContextualizedKGBert, ContextualizedKGS2S
+from hf_ctxdistill.models import ContextualizedKGBert
 from hf_ctxdistill.models.loading import split_load_kwargs
 
 
