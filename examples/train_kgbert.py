@@ -3,6 +3,9 @@
     python examples/train_kgbert.py --kg_path WN18RR/kgbert_format --output_dir runs/wn18rr \
         --context_source glosses --max_train_triples 2000 --num_test_triples 5 --num_train_epochs 1
 
+``--num_test_triples N`` ranks N sampled test triples in both directions (2N queries); ``--num_test_queries N``
+ranks N sampled queries, each (head, relation, ?) or (?, relation, tail), against all entities.
+
 Every ``TrainingArguments`` / ``CtxDistillTrainingArguments`` flag works (``--bf16``, ``--learning_rate``,
 ``--per_device_train_batch_size``, ``--use_reconstruction``, ``--reconstruction_weight``...).
 Writes the trained model (with its model card), ``metrics.json`` and the evaluator's partial ranks
@@ -49,6 +52,13 @@ class ScriptArguments:
     max_train_triples: int | None = field(default=None, metadata={"help": "Train on a random subset of this many triples."})
     num_test_triples: int | None = field(
         default=None, metadata={"help": "Rank a fixed random sample of this many test triples (both directions); all by default."}
+    )
+    num_test_queries: int | None = field(
+        default=None,
+        metadata={"help": "Rank a fixed random sample of this many queries (drawn with --seed). A query is one direction "
+                  "of a test triple, (head, relation, ?) or (?, relation, tail), so N queries cost N x num_entities "
+                  "model inputs, while --num_test_triples N samples triples and ranks both directions of each "
+                  "(2N queries). Given both, the queries are drawn from the sampled triples. All by default."},
     )
     eval_split: str = field(default="test", metadata={"help": "Split to rank."})
     eval_batch_size: int = field(default=1024, metadata={"help": "Triples per forward pass when ranking."})
@@ -125,8 +135,8 @@ def main() -> None:
     if script.num_test_triples is not None and script.num_test_triples < num_split:
         indices = np.sort(np.random.default_rng(args.seed).choice(num_split, script.num_test_triples, replace=False))
     evaluator = LinkPredictionEvaluator(
-        kg, script.eval_split, triple_indices=indices, batch_size=script.eval_batch_size, tie_rule=script.tie_rule,
-        output_dir=Path(args.output_dir) / "ranks",
+        kg, script.eval_split, triple_indices=indices, num_queries=script.num_test_queries, seed=args.seed,
+        batch_size=script.eval_batch_size, tie_rule=script.tie_rule, output_dir=Path(args.output_dir) / "ranks",
     )
     eval_started = time.time()
     metrics = evaluator.evaluate(scorer, metric_key_prefix=script.eval_split)
@@ -135,7 +145,8 @@ def main() -> None:
     summary = {
         "kg": script.kg_path, "encoder": encoder, "context_source": script.context_source if use_reconstruction else "none",
         "train_triples": len(train), "train_loss": train_result.training_loss, "train_seconds": round(train_seconds, 1),
-        "eval_seconds": round(eval_seconds, 1), "ranked_triples": len(indices) if indices is not None else num_split,
+        "eval_seconds": round(eval_seconds, 1), "ranked_triples": len(np.unique(evaluator.query_rows)),
+        "ranked_queries": evaluator.num_queries,
         "num_entities": kg.num_entities, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         **metrics, "script_args": asdict(script),
     }
@@ -146,11 +157,12 @@ def main() -> None:
         metrics={k: v for k, v in metrics.items() if isinstance(v, float)},
         corpus_description=script.context_corpus if script.context_source == "corpus" else script.context_source,
     )
+    ranked = (f"{summary['ranked_triples']} triples x 2 directions" if script.num_test_queries is None
+              else f"{summary['ranked_queries']} queries")
     print(
         f"filtered {p}: MRR {metrics[f'{p}_mrr']:.4f}  MR {metrics[f'{p}_mr']:.1f}  "
         f"Hits@1 {metrics[f'{p}_hits@1']:.4f}  Hits@3 {metrics[f'{p}_hits@3']:.4f}  Hits@10 {metrics[f'{p}_hits@10']:.4f}  "
-        f"({summary['ranked_triples']} triples x 2 directions vs {kg.num_entities:,} entities; "
-        f"train {train_seconds:.0f} s, ranking {eval_seconds:.0f} s)"
+        f"({ranked} vs {kg.num_entities:,} entities; train {train_seconds:.0f} s, ranking {eval_seconds:.0f} s)"
     )
 
 
