@@ -6,13 +6,16 @@ equal work. Examples::
 
     # CPU smoke test
     python benchmarks/bench_generation.py --device cpu --batch-size 4 --num-prompts 8 --sequential-prompts 2 --max-new-tokens 8
-    # GPU (the 135M model; try batch 256..2048, --static-cache, --compile)
+    # GPU (the 135M model; try batch 256..4096, --static-cache, --compile)
     python benchmarks/bench_generation.py --device cuda --batch-size 1024 --num-prompts 4096 --max-new-tokens 160
+    # GPU, the static-cache loop with its decoding step as a CUDA graph (the fast setting)
+    python benchmarks/bench_generation.py --device cuda --batch-size 2048 --num-prompts 8192 --decoding static --compile
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
@@ -60,6 +63,19 @@ def timed(backend: TransformersBackend, prompts: list, batch_size: int) -> dict:
     return {"batch_size": batch_size, "prompts": len(prompts), "tokens": tokens, "seconds": round(seconds, 3), "tokens_per_second": round(tokens / seconds, 1)}
 
 
+@contextlib.contextmanager
+def plain_generate(backend: TransformersBackend, baseline: str):
+    """With ``baseline="plain"``, the one-at-a-time run uses plain ``model.generate`` (dynamic cache, no
+    compilation): the naive way to call an LLM, which the batched setting is measured against."""
+    saved = backend.decoding, backend.static_cache, backend.compile
+    if baseline == "plain":
+        backend.decoding, backend.static_cache, backend.compile = "generate", False, False
+    try:
+        yield
+    finally:
+        backend.decoding, backend.static_cache, backend.compile = saved
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-offline", help="Hub id, folder, .gguf file or smollm2-offline")
@@ -74,7 +90,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--static-cache", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--attn-implementation", default=None)
-    parser.add_argument("--warmup", type=int, default=1, help="warm-up batches before timing (compile, CUDA init)")
+    parser.add_argument("--decoding", choices=("generate", "static"), default="generate", help="model.generate or the static-cache loop")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of the whole set before timing (compile, CUDA init)")
+    parser.add_argument(
+        "--baseline", choices=("plain", "same"), default="plain",
+        help="one-at-a-time run: plain model.generate (default) or the same settings as the batched run",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 can be faster on a busy machine)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -87,14 +108,17 @@ def main(argv=None) -> dict:
     backend = TransformersBackend(
         args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
         temperature=0.7, static_cache=args.static_cache, compile=args.compile, attn_implementation=args.attn_implementation,
-        seed=0, generation_kwargs={"min_new_tokens": args.max_new_tokens},  # equal work per prompt in both runs
+        decoding=args.decoding, seed=0, generation_kwargs={"min_new_tokens": args.max_new_tokens},  # equal work per prompt in both runs
     )
     load_seconds = time.perf_counter() - load_started
     prompts = build_prompts(max(args.num_prompts, args.sequential_prompts), args.kg, args.path)
     for _ in range(args.warmup):
-        timed(backend, prompts[: min(args.batch_size, len(prompts))], args.batch_size)
-        timed(backend, prompts[:1], 1)
-    sequential = timed(backend, prompts[: args.sequential_prompts], 1)
+        # The whole batched set: a compiled step meets every prompt-length bucket before timing starts.
+        timed(backend, prompts[: args.num_prompts], args.batch_size)
+        with plain_generate(backend, args.baseline):
+            timed(backend, prompts[:1], 1)
+    with plain_generate(backend, args.baseline):
+        sequential = timed(backend, prompts[: args.sequential_prompts], 1)
     batched = timed(backend, prompts[: args.num_prompts], args.batch_size)
     report = {
         "model": backend.model_id,
@@ -102,9 +126,11 @@ def main(argv=None) -> dict:
         "dtype": str(backend.dtype),
         "static_cache": backend.static_cache,
         "compile": backend.compile,
+        "decoding": backend.decoding,
         "max_new_tokens": args.max_new_tokens,
         "threads": __import__("torch").get_num_threads(),
         "load_seconds": round(load_seconds, 1),
+        "baseline": args.baseline,
         "sequential": sequential,
         "batched": batched,
         "speedup": round(batched["tokens_per_second"] / sequential["tokens_per_second"], 2) if sequential["tokens_per_second"] else None,

@@ -5,6 +5,10 @@ Local model (the offline SmolLM2 here; any Hub id works)::
     python examples/generate_contexts.py --kg ../shared/data/WN18RR/kgbert_format --stop 20 \\
         --model smollm2-offline --max_new_tokens 160 --batch_size 16 --output_dir wn18rr_contexts
 
+On a GPU, the static-cache loop with a compiled (CUDA-graph) decoding step is the fast choice::
+
+    python examples/generate_contexts.py --kg ... --batch_size 2048 --decoding static --compile true
+
 An OpenAI-compatible server (vLLM, TGI, llama.cpp, ``hf-ctxdistill serve``, a hosted API; the key is read
 from the environment variable named by ``--api_key_env``)::
 
@@ -42,6 +46,8 @@ class Arguments:
     temperature: float = field(default=0.7, metadata={"help": "the paper sampled at 0.7"})
     batch_size: int = field(default=32, metadata={"help": "local backend: prompts per generate call"})
     device: str = field(default="auto")
+    decoding: str = field(default="generate", metadata={"help": "local backend: generate (model.generate) or static (lean static-cache loop)"})
+    compile: bool = field(default=False, metadata={"help": "local backend, GPU: compile the decoding step (with decoding=static: a CUDA graph)"})
     base_url: str | None = field(default=None, metadata={"help": "use an OpenAI-compatible endpoint instead of a local model"})
     api_key_env: str = field(default="OPENAI_API_KEY")
     concurrency: int = field(default=8)
@@ -57,7 +63,8 @@ def main() -> None:
         )
     else:
         backend = TransformersBackend(
-            args.model, device=args.device, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, temperature=args.temperature
+            args.model, device=args.device, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature, decoding=args.decoding, compile=args.compile,
         )
     generator = ContextGenerator(backend, args.path, cache_dir=args.cache_dir)
     corpus = generator.generate(kg, args.split, args.start, args.stop, shard=args.shard)

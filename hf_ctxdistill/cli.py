@@ -33,6 +33,10 @@ def _add_local_model(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--gguf-file", default=None, help="GGUF file name inside --model (a folder or Hub repo)")
     group.add_argument("--static-cache", action="store_true", help="pre-allocated KV cache (fixed shapes)")
     group.add_argument("--compile", action="store_true", help="torch.compile the decoding step (GPU; implies --static-cache)")
+    group.add_argument(
+        "--decoding", choices=("generate", "static"), default="generate",
+        help="generate: model.generate (default); static: the lean static-cache loop, with --compile a CUDA graph (fastest on a GPU)",
+    )
     group.add_argument("--attn-implementation", default=None, help="e.g. sdpa, flash_attention_2")
     group.add_argument("--no-sort", action="store_true", help="do not sort prompts by length before batching")
     group.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice; 1 can be faster on a busy machine)")
@@ -116,6 +120,7 @@ def _local_backend(args):
         static_cache=args.static_cache,
         compile=args.compile,
         attn_implementation=args.attn_implementation,
+        decoding=args.decoding,
         seed=args.seed,
     )
 

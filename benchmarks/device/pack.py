@@ -67,6 +67,8 @@ def pack_llm(args) -> Path:
     (out / "manifest.json").write_text(json.dumps({"name": gguf.name, "sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)}))
     if args.part == 1:
         shutil.copytree(REPO / ".whl", out / "whl")
+    for kg in args.kg:  # the second half has room for a KG's files (about 8 MiB for WN18RR)
+        shutil.copytree(DATA / kg, out / "data" / kg)
     return out
 
 
@@ -78,6 +80,7 @@ def main() -> None:
     train.add_argument("--extra", nargs="*", default=[], help="more files or folders to carry")
     llm = sub.add_parser("llm")
     llm.add_argument("--part", type=int, choices=(1, 2), required=True)
+    llm.add_argument("--kg", nargs="*", default=[], help="KG folders to carry too (give them to part 2)")
     args = parser.parse_args()
     out = pack_train(args) if args.what == "train" else pack_llm(args)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

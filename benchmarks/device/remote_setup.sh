@@ -8,6 +8,9 @@ export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 [ -d .carry/minilm ] && export HF_CTXDISTILL_MINILM_PATH=$PWD/.carry/minilm
 [ -d .carry/data ] && export HF_CTXDISTILL_SHARED_DATA=$PWD/.carry/data
+# KG files that came with an LLM half are kept under /tmp, which outlives the carried folders.
+[ -d .carry_llm2/data ] && mkdir -p /tmp/kgdata && cp -r .carry_llm2/data/. /tmp/kgdata/
+[ -z "${HF_CTXDISTILL_SHARED_DATA:-}" ] && [ -d /tmp/kgdata ] && export HF_CTXDISTILL_SHARED_DATA=/tmp/kgdata
 mkdir -p /tmp/llm
 for part in .carry_llm1 .carry_llm2; do
   [ -d $part ] && cp $part/*.part* $part/manifest.json /tmp/llm/

@@ -58,9 +58,15 @@ class TransformersBackend(GenerationBackend):
         sort_by_length: sort prompts by length before batching (less padding, same results).
         static_cache: pre-allocated KV cache (``cache_implementation="static"``): fixed shapes, needed by
             ``compile``.
-        compile: let ``generate`` compile the decoding step with ``torch.compile`` (GPU, static cache;
-            pays a compile time per new shape, so it helps long runs with few batch shapes).
+        compile: compile the decoding step with ``torch.compile`` (GPU only; with ``decoding="generate"``
+            ``generate`` does it over a static cache, with ``decoding="static"`` the step becomes a CUDA
+            graph; pays a compile time per new shape, so it helps long runs with few batch shapes).
         attn_implementation: e.g. ``"sdpa"`` or ``"flash_attention_2"``; default: the model's choice.
+        decoding: ``"generate"`` (default: ``model.generate``, every generation option available) or
+            ``"static"`` (:class:`~hf_ctxdistill.context.backends.static_decoding.StaticCacheDecoder`: a
+            lean loop over a static KV cache, whose decoding step ``compile=True`` turns into a CUDA
+            graph; the fast choice for long runs on a GPU; supports temperature, top-p and
+            ``min_new_tokens`` only).
         seed: seeds ``transformers.set_seed`` once, for reproducible sampling.
         generation_kwargs: any further ``generate`` arguments (e.g. ``{"min_new_tokens": 160}`` to force
             fixed-length outputs in benchmarks, ``repetition_penalty``...).
@@ -84,6 +90,7 @@ class TransformersBackend(GenerationBackend):
         static_cache: bool = False,
         compile: bool = False,
         attn_implementation: str | None = None,
+        decoding: str = "generate",
         seed: int | None = None,
         generation_kwargs: dict | None = None,
         revision: str | None = None,
@@ -95,6 +102,11 @@ class TransformersBackend(GenerationBackend):
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if decoding not in ("generate", "static"):
+            raise ValueError(f"decoding must be 'generate' or 'static', got {decoding!r}")
+        unsupported = set(generation_kwargs or {}) - STATIC_DECODING_OPTIONS
+        if decoding == "static" and unsupported:
+            raise ValueError(f"decoding='static' supports {sorted(STATIC_DECODING_OPTIONS)} as generation_kwargs, not {sorted(unsupported)}")
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         if dtype == "auto":
             self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
@@ -132,6 +144,8 @@ class TransformersBackend(GenerationBackend):
         self.sort_by_length = sort_by_length
         self.static_cache = static_cache or compile
         self.compile = compile
+        self.decoding = decoding
+        self._decoders: dict[int, object] = {}
         self.generation_kwargs = dict(generation_kwargs or {})
         self.seed = seed
         # Stop at the model's end-of-sequence ids and at the tokenizer's (a chat turn's end, e.g. <|im_end|>).
@@ -219,6 +233,8 @@ class TransformersBackend(GenerationBackend):
             return self._generate_chunk(batch[:half], settings) + self._generate_chunk(batch[half:], settings)
 
     def _run(self, batch: list[list[int]], settings: dict) -> list[GenerationResult]:
+        if self.decoding == "static":
+            return self._run_static(batch, settings)
         import torch
 
         padded = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt")
@@ -254,5 +270,36 @@ class TransformersBackend(GenerationBackend):
             )
         return results
 
+    def _run_static(self, batch: list[list[int]], settings: dict) -> list[GenerationResult]:
+        from .static_decoding import StaticCacheDecoder
+
+        # Full batches share one decoder (one compiled step); a smaller batch (the last one, an
+        # out-of-memory retry) uses the next power of two, so few shapes ever compile.
+        size = min(self.batch_size, 1 << (len(batch) - 1).bit_length())
+        decoder = self._decoders.get(size)
+        if decoder is None:
+            decoder = StaticCacheDecoder(
+                self.model, pad_token_id=self.tokenizer.pad_token_id, eos_token_ids=self.eos_token_ids,
+                batch_size=size, compile=self.compile,
+            )
+            self._decoders[size] = decoder
+        max_new_tokens = settings["max_new_tokens"]
+        rows = decoder.decode(
+            batch, max_new_tokens=max_new_tokens, temperature=settings["temperature"], top_p=settings["top_p"],
+            min_new_tokens=min(self.generation_kwargs.get("min_new_tokens", 0), max_new_tokens),
+        )
+        return [
+            GenerationResult(
+                text=self.tokenizer.decode(row.tokens, skip_special_tokens=True),
+                completion_tokens=len(row.tokens),
+                prompt_tokens=len(prompt_ids),
+                finish_reason="stop" if row.stopped else "length",
+            )
+            for prompt_ids, row in zip(batch, rows)
+        ]
+
+
+#: ``generation_kwargs`` that ``decoding="static"`` understands.
+STATIC_DECODING_OPTIONS = frozenset({"min_new_tokens"})
 
 __all__ = ["OFFLINE_MODELS", "TransformersBackend", "resolve_model"]

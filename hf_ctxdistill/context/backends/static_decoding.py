@@ -1,0 +1,186 @@
+"""A lean sampling loop over a pre-allocated KV cache, for generating contexts at scale.
+
+``model.generate`` pays a fixed host cost per generated token (logits processors, stopping criteria,
+mask building, a device sync to test for the end), which for a small LLM is most of the time of a
+decoding step even at batch sizes in the thousands. This loop keeps only what context generation
+needs (temperature / top-p sampling, end-of-sequence ids, a minimum length) and fixes every shape:
+the batch is padded to a constant size, the prompt length is rounded up to a bucket, and the whole
+attention mask of the cache is built once per batch. With ``compile=True`` on a GPU the one-token
+decoding step is compiled and replayed as a CUDA graph, so a step costs its GPU work alone.
+
+Greedy decoding gives the same tokens as ``model.generate`` (tested); sampling draws from the same
+distribution but not the same random numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodedRow:
+    """Generated token ids of one prompt (end-of-sequence excluded) and whether it stopped by itself."""
+
+    tokens: list[int]
+    stopped: bool
+
+
+class StaticCacheDecoder:
+    """Batched sampling over a :class:`transformers.StaticCache`, optionally as one compiled CUDA graph.
+
+    Args:
+        model: a loaded causal LM whose architecture supports a static cache (Llama, Mistral, Qwen,
+            SmolLM, Gemma...). It stays in the caller's device and dtype.
+        pad_token_id: id written into padding positions.
+        eos_token_ids: ids that end a sequence.
+        batch_size: every batch is padded to this many rows so the compiled step sees one shape.
+        prompt_bucket: prompt lengths are rounded up to a multiple of this (fewer distinct shapes,
+            hence fewer compilations, for a little extra padding).
+        compile: compile the decoding step with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs).
+            Only on CUDA devices; each new (batch size, cache length) pair compiles once.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        pad_token_id: int,
+        eos_token_ids,
+        batch_size: int,
+        prompt_bucket: int = 64,
+        compile: bool = False,
+    ):
+        import torch
+
+        self.model = model
+        self.pad_token_id = int(pad_token_id)
+        self.eos_token_ids = sorted(int(t) for t in eos_token_ids)
+        self.batch_size = batch_size
+        self.prompt_bucket = max(1, prompt_bucket)
+        self.device = next(model.parameters()).device
+        self.compile = bool(compile) and self.device.type == "cuda"
+        self._caches: dict[tuple[int, int], object] = {}
+        self._eos = torch.tensor(self.eos_token_ids or [-1], device=self.device)
+        self._step = torch.compile(self._forward_one, mode="reduce-overhead", fullgraph=False, dynamic=False) if self.compile else self._forward_one
+
+    # ------------------------------------------------------------------ pieces
+    def _cache(self, rows: int, length: int):
+        """One static cache per shape, reused batch after batch (its tensors keep their addresses)."""
+        from transformers import StaticCache
+
+        key = (rows, length)
+        cache = self._caches.get(key)
+        if cache is None:
+            cache = StaticCache(config=self.model.config, max_cache_len=length)
+            self._caches[key] = cache
+        else:
+            cache.reset()
+        return cache
+
+    def _forward_one(self, tokens, position_ids, cache_position, attention_mask, cache):
+        # ``cache_position`` is read by transformers versions that index the cache with it; newer ones
+        # keep the write position inside the cache and ignore it.
+        output = self.model(
+            input_ids=tokens,
+            position_ids=position_ids,
+            cache_position=cache_position,
+            attention_mask=attention_mask,
+            past_key_values=cache,
+            use_cache=True,
+        )
+        return output.logits[:, -1, :]
+
+    @staticmethod
+    def _sample(logits, temperature: float, top_p: float):
+        import torch
+
+        logits = logits.float()
+        if not temperature or temperature <= 0:
+            return logits.argmax(dim=-1)
+        logits = logits / temperature
+        if top_p < 1.0:
+            sorted_logits, order = logits.sort(dim=-1, descending=True)
+            cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+            # Drop a token once the mass before it already reaches top_p (the first token always stays).
+            drop = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
+            sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+            logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+        return torch.multinomial(logits.softmax(dim=-1), 1).squeeze(-1)
+
+    # ------------------------------------------------------------------ decoding
+    def decode(
+        self,
+        prompts: list[list[int]],
+        *,
+        max_new_tokens: int,
+        temperature: float = 0.7,
+        top_p: float = 1.0,
+        min_new_tokens: int = 0,
+    ) -> list[DecodedRow]:
+        """Generate for up to ``batch_size`` tokenised prompts; one :class:`DecodedRow` per prompt."""
+        import torch
+
+        if not prompts:
+            return []
+        if len(prompts) > self.batch_size:
+            raise ValueError(f"{len(prompts)} prompts for a decoder of batch_size {self.batch_size}")
+        real = len(prompts)
+        # Pad the batch with copies of its first prompt: one shape for every batch (their output is dropped).
+        rows = prompts + [prompts[0]] * (self.batch_size - real)
+        prompt_length = self.prompt_bucket * math.ceil(max(len(p) for p in rows) / self.prompt_bucket)
+        length = prompt_length + max_new_tokens
+        device = self.device
+
+        input_ids = torch.full((len(rows), prompt_length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.ones((len(rows), length), dtype=torch.long)
+        for i, prompt in enumerate(rows):  # left padding: the last prompt token sits at prompt_length - 1
+            input_ids[i, prompt_length - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            attention_mask[i, : prompt_length - len(prompt)] = 0
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        real_lengths = attention_mask[:, :prompt_length].sum(-1)
+        prompt_positions = (attention_mask[:, :prompt_length].cumsum(-1) - 1).clamp(min=0)
+
+        generated = torch.full((len(rows), max_new_tokens), self.pad_token_id, dtype=torch.long, device=device)
+        finished = torch.zeros(len(rows), dtype=torch.bool, device=device)
+        # no_grad rather than inference_mode: the cache outlives this call and is reset in place later.
+        with torch.no_grad():
+            cache = self._cache(len(rows), length)
+            logits = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=prompt_positions,
+                cache_position=torch.arange(prompt_length, device=device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
+            steps = 0
+            for step in range(max_new_tokens):
+                if step < min_new_tokens and self.eos_token_ids:
+                    logits = logits.float().index_fill(-1, self._eos, float("-inf"))
+                token = self._sample(logits, temperature, top_p)
+                token = torch.where(finished, self.pad_token_id, token)
+                generated[:, step] = token
+                finished |= torch.isin(token, self._eos)
+                steps = step + 1
+                # Test for the end now and then only: each test waits for the device.
+                if step + 1 == max_new_tokens or (step % 16 == 15 and bool(finished[:real].all())):
+                    break
+                position = (real_lengths + step).unsqueeze(-1)
+                cache_position = torch.full((1,), prompt_length + step, dtype=torch.long, device=device)
+                logits = self._step(token.unsqueeze(-1), position, cache_position, attention_mask, cache)
+                if self.compile:
+                    logits = logits.clone()  # a replayed graph overwrites its output on the next step
+        results = []
+        eos = set(self.eos_token_ids)
+        for row in generated[:real, :steps].tolist():
+            end = next((i for i, t in enumerate(row) if t in eos), None)
+            results.append(DecodedRow(tokens=row if end is None else row[:end], stopped=end is not None))
+        return results
+
+
+__all__ = ["DecodedRow", "StaticCacheDecoder"]
