@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from hf_ctxdistill.context.backends import TransformersBackend
-from hf_ctxdistill.context.backends.static_decoding import StaticCacheDecoder
+from hf_ctxdistill.context.backends.static_decoding import PACKED_GQA_ATTENTION, StaticCacheDecoder, packed_gqa_sdpa_forward
 from tests.context.llm_helpers import one_torch_thread, smollm2_backend
 
 PAD, EOS = 0, 5
@@ -37,11 +37,17 @@ def prompts():
 
 
 def reference(model, prompts, eos, **kwargs):
-    """``model.generate`` on the left-padded batch, each row cut at its first end-of-sequence id."""
+    """``model.generate`` with transformers' own ``sdpa`` attention on the left-padded batch, each row cut
+    at its first end-of-sequence id."""
     width = max(map(len, prompts))
     input_ids = torch.tensor([[PAD] * (width - len(p)) + p for p in prompts])
     attention_mask = (input_ids != PAD).long()
-    output = model.generate(input_ids=input_ids, attention_mask=attention_mask, pad_token_id=PAD, eos_token_id=eos, **kwargs)
+    current = model.config._attn_implementation
+    model.set_attn_implementation("sdpa")
+    try:
+        output = model.generate(input_ids=input_ids, attention_mask=attention_mask, pad_token_id=PAD, eos_token_id=eos, **kwargs)
+    finally:
+        model.set_attn_implementation(current)
     rows = []
     for row in output[:, width:].tolist():
         end = next((i for i, t in enumerate(row) if t == eos), None)
@@ -49,9 +55,29 @@ def reference(model, prompts, eos, **kwargs):
     return rows
 
 
+def test_packed_gqa_attention_equals_sdpa_with_repeated_heads(tiny_llama):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    attention = tiny_llama.model.layers[0].self_attn
+    assert attention.num_key_value_groups == 2
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(3, 4, 1, 8, generator=generator)
+    key, value = torch.randn(2, 3, 2, 10, 8, generator=generator)
+    mask = torch.rand(3, 1, 1, 10, generator=generator) > 0.3
+    mask[:, :, :, 0] = True
+    expected, _ = sdpa_attention_forward(attention, query, key, value, mask, scaling=0.35)
+    got, _ = packed_gqa_sdpa_forward(attention, query, key, value, mask, scaling=0.35)
+    assert got.shape == expected.shape == (3, 1, 4, 8)
+    torch.testing.assert_close(got, expected)
+    # Heads must map to their own key/value group: swapping the groups changes the answer.
+    swapped, _ = packed_gqa_sdpa_forward(attention, query, key.flip(1), value.flip(1), mask, scaling=0.35)
+    assert not torch.allclose(swapped, expected)
+
+
 def test_greedy_matches_generate_with_padded_batch_and_bucketed_prompts(tiny_llama, prompts):
     # 4 prompts in a decoder of 6 rows (2 padding rows), prompt length 11 rounded up to 12.
     decoder = StaticCacheDecoder(tiny_llama, pad_token_id=PAD, eos_token_ids=[EOS], batch_size=6, prompt_bucket=4)
+    assert decoder.packed_gqa and tiny_llama.config._attn_implementation == PACKED_GQA_ATTENTION
     rows = decoder.decode(prompts, max_new_tokens=12, temperature=0)
     assert [r.tokens for r in rows] == reference(tiny_llama, prompts, EOS, max_new_tokens=12, do_sample=False)
     assert all(len(r.tokens) == 12 and not r.stopped for r in rows)

@@ -5,8 +5,14 @@ mask building, a device sync to test for the end), which for a small LLM is most
 decoding step even at batch sizes in the thousands. This loop keeps only what context generation
 needs (temperature / top-p sampling, end-of-sequence ids, a minimum length) and fixes every shape:
 the batch is padded to a constant size, the prompt length is rounded up to a bucket, and the whole
-attention mask of the cache is built once per batch. With ``compile=True`` on a GPU the one-token
-decoding step is compiled and replayed as a CUDA graph, so a step costs its GPU work alone.
+attention mask of the cache is built once per batch.
+
+Models with grouped key/value heads (Llama, SmolLM, Qwen, Mistral...) attend with
+:func:`packed_gqa_sdpa_forward` while decoding: the query heads that share a key/value head are
+stacked as rows of one query, so the cache is read once per step instead of being copied once per
+query head first (``repeat_kv``), which is most of a decoding step's GPU time at large batch sizes.
+With ``compile=True`` on a GPU the one-token decoding step is compiled (``torch.compile``,
+``mode="reduce-overhead"``).
 
 Greedy decoding gives the same tokens as ``model.generate`` (tested); sampling draws from the same
 distribution but not the same random numbers.
@@ -19,6 +25,49 @@ import math
 from dataclasses import dataclass
 
 logger = logging.getLogger(__name__)
+
+
+#: Name under which :func:`packed_gqa_sdpa_forward` is registered with transformers' attention interfaces.
+PACKED_GQA_ATTENTION = "sdpa_packed_gqa"
+
+
+def packed_gqa_sdpa_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """SDPA attention that, for a single query position, folds the query heads of each key/value group
+    into query rows instead of repeating the keys and values per head. Same result as transformers'
+    ``sdpa`` attention (which it calls for everything else); returns ``(output [batch, 1, heads, dim], None)``."""
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    groups = getattr(module, "num_key_value_groups", 1)
+    if query.shape[2] != 1 or groups == 1 or dropout or kwargs.get("output_attentions"):
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
+    batch, heads, _, dim = query.shape
+    mask = attention_mask[:, :, :, : key.shape[-2]] if attention_mask is not None and attention_mask.dim() == 4 else attention_mask
+    # Query head h uses key/value head h // groups (transformers' repeat_kv order): a view, no copy.
+    output = torch.nn.functional.scaled_dot_product_attention(
+        query.reshape(batch, heads // groups, groups, dim), key, value, attn_mask=mask, scale=scaling
+    )
+    return output.reshape(batch, 1, heads, dim), None
+
+
+def use_packed_gqa_attention(model) -> bool:
+    """Switch ``model`` from ``sdpa`` to :func:`packed_gqa_sdpa_forward` when it has grouped key/value
+    heads (registering it with transformers once). Returns whether it switched; other attention
+    implementations (flash attention, eager...) are left alone."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    config = model.config
+    heads = getattr(config, "num_attention_heads", None)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    if getattr(config, "_attn_implementation", None) != "sdpa" or not heads or kv_heads == heads:
+        return False
+    AttentionInterface.register(PACKED_GQA_ATTENTION, packed_gqa_sdpa_forward)
+    AttentionMaskInterface.register(PACKED_GQA_ATTENTION, sdpa_mask)
+    model.set_attn_implementation(PACKED_GQA_ATTENTION)
+    return config._attn_implementation == PACKED_GQA_ATTENTION
 
 
 @dataclass
@@ -42,6 +91,8 @@ class StaticCacheDecoder:
             hence fewer compilations, for a little extra padding).
         compile: compile the decoding step with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs).
             Only on CUDA devices; each new (batch size, cache length) pair compiles once.
+        packed_gqa: attend with :func:`packed_gqa_sdpa_forward` when the model uses ``sdpa`` and has
+            grouped key/value heads (switches the model's attention implementation; same results).
     """
 
     def __init__(
@@ -53,6 +104,7 @@ class StaticCacheDecoder:
         batch_size: int,
         prompt_bucket: int = 64,
         compile: bool = False,
+        packed_gqa: bool = True,
     ):
         import torch
 
@@ -64,6 +116,7 @@ class StaticCacheDecoder:
         self.device = next(model.parameters()).device
         self.compile = bool(compile) and self.device.type == "cuda"
         self._caches: dict[tuple[int, int], object] = {}
+        self.packed_gqa = bool(packed_gqa) and use_packed_gqa_attention(model)
         self._eos = torch.tensor(self.eos_token_ids or [-1], device=self.device)
         self._step = torch.compile(self._forward_one, mode="reduce-overhead", fullgraph=False, dynamic=False) if self.compile else self._forward_one
 
@@ -183,4 +236,4 @@ class StaticCacheDecoder:
         return results
 
 
-__all__ = ["DecodedRow", "StaticCacheDecoder"]
+__all__ = ["PACKED_GQA_ATTENTION", "DecodedRow", "StaticCacheDecoder", "packed_gqa_sdpa_forward", "use_packed_gqa_attention"]
