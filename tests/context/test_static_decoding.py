@@ -8,7 +8,11 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from hf_ctxdistill.context.backends import TransformersBackend
-from hf_ctxdistill.context.backends.static_decoding import PACKED_GQA_ATTENTION, StaticCacheDecoder, packed_gqa_sdpa_forward
+from hf_ctxdistill.context.backends.static_decoding import (
+    PACKED_GQA_ATTENTION,
+    StaticCacheDecoder,
+    packed_gqa_sdpa_forward,
+)
 from tests.context.llm_helpers import one_torch_thread, smollm2_backend
 
 PAD, EOS = 0, 5
