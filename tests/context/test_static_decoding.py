@@ -81,7 +81,7 @@ def test_packed_gqa_attention_equals_sdpa_with_repeated_heads(tiny_llama):
 def test_greedy_matches_generate_with_padded_batch_and_bucketed_prompts(tiny_llama, prompts):
     # 4 prompts in a decoder of 6 rows (2 padding rows), prompt length 11 rounded up to 12.
     decoder = StaticCacheDecoder(tiny_llama, pad_token_id=PAD, eos_token_ids=[EOS], batch_size=6, prompt_bucket=4)
-    assert decoder.packed_gqa and tiny_llama.config._attn_implementation == PACKED_GQA_ATTENTION
+    assert decoder.packed_gqa and decoder.boolean_mask and tiny_llama.config._attn_implementation == PACKED_GQA_ATTENTION
     rows = decoder.decode(prompts, max_new_tokens=12, temperature=0)
     assert [r.tokens for r in rows] == reference(tiny_llama, prompts, EOS, max_new_tokens=12, do_sample=False)
     assert all(len(r.tokens) == 12 and not r.stopped for r in rows)

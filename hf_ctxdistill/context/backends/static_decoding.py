@@ -11,8 +11,10 @@ Models with grouped key/value heads (Llama, SmolLM, Qwen, Mistral...) attend wit
 :func:`packed_gqa_sdpa_forward` while decoding: the query heads that share a key/value head are
 stacked as rows of one query, so the cache is read once per step instead of being copied once per
 query head first (``repeat_kv``), which is most of a decoding step's GPU time at large batch sizes.
-With ``compile=True`` on a GPU the one-token decoding step is compiled (``torch.compile``,
-``mode="reduce-overhead"``).
+With ``cuda_graph=True`` on a GPU the one-token decoding step is captured once as a CUDA graph and
+replayed for every token: its inputs live in fixed buffers and the attention mask is given as a
+ready 4D tensor, so a step costs its GPU work alone rather than thousands of kernel launches from
+Python. A model whose forward pass cannot be captured falls back to eager steps, with a warning.
 
 Greedy decoding gives the same tokens as ``model.generate`` (tested); sampling draws from the same
 distribution but not the same random numbers.
@@ -78,19 +80,43 @@ class DecodedRow:
     stopped: bool
 
 
+#: Attention implementations that take a boolean 4D mask (True = attend) as it is.
+_BOOLEAN_MASK_ATTENTION = {"sdpa", PACKED_GQA_ATTENTION}
+
+
+class _StepState:
+    """The cache and the fixed input/output buffers of the one-token step for one (rows, length) shape;
+    a captured CUDA graph reads and writes exactly these tensors."""
+
+    def __init__(self, model, rows: int, length: int, device):
+        import torch
+        from transformers import StaticCache
+
+        self.shape = (rows, length)
+        self.cache = StaticCache(config=model.config, max_cache_len=length)
+        self.tokens = torch.zeros((rows, 1), dtype=torch.long, device=device)
+        self.positions = torch.zeros((rows, 1), dtype=torch.long, device=device)
+        self.cache_position = torch.zeros((1,), dtype=torch.long, device=device)
+        self.valid = torch.ones((rows, 1, 1, length), dtype=torch.bool, device=device)
+        self.slots = torch.arange(length, device=device).view(1, 1, 1, length)
+        self.mask = torch.ones((rows, 1, 1, length), dtype=torch.bool, device=device)
+        self.graph = None
+        self.logits = None
+
+
 class StaticCacheDecoder:
-    """Batched sampling over a :class:`transformers.StaticCache`, optionally as one compiled CUDA graph.
+    """Batched sampling over a :class:`transformers.StaticCache`, optionally replayed as a CUDA graph.
 
     Args:
         model: a loaded causal LM whose architecture supports a static cache (Llama, Mistral, Qwen,
             SmolLM, Gemma...). It stays in the caller's device and dtype.
         pad_token_id: id written into padding positions.
         eos_token_ids: ids that end a sequence.
-        batch_size: every batch is padded to this many rows so the compiled step sees one shape.
-        prompt_bucket: prompt lengths are rounded up to a multiple of this (fewer distinct shapes,
-            hence fewer compilations, for a little extra padding).
-        compile: compile the decoding step with ``torch.compile(mode="reduce-overhead")`` (CUDA graphs).
-            Only on CUDA devices; each new (batch size, cache length) pair compiles once.
+        batch_size: every batch is padded to this many rows so the step always sees one shape.
+        prompt_bucket: prompt lengths are rounded up to a multiple of this (fewer distinct shapes, each
+            of which needs its own cache and graph, for a little extra padding).
+        cuda_graph: capture the decoding step as a CUDA graph (CUDA devices with ``sdpa`` attention;
+            otherwise ignored). Captured once per (batch size, cache length) shape.
         packed_gqa: attend with :func:`packed_gqa_sdpa_forward` when the model uses ``sdpa`` and has
             grouped key/value heads (switches the model's attention implementation; same results).
     """
@@ -103,7 +129,7 @@ class StaticCacheDecoder:
         eos_token_ids,
         batch_size: int,
         prompt_bucket: int = 64,
-        compile: bool = False,
+        cuda_graph: bool = False,
         packed_gqa: bool = True,
     ):
         import torch
@@ -114,38 +140,59 @@ class StaticCacheDecoder:
         self.batch_size = batch_size
         self.prompt_bucket = max(1, prompt_bucket)
         self.device = next(model.parameters()).device
-        self.compile = bool(compile) and self.device.type == "cuda"
-        self._caches: dict[tuple[int, int], object] = {}
         self.packed_gqa = bool(packed_gqa) and use_packed_gqa_attention(model)
+        self.boolean_mask = getattr(model.config, "_attn_implementation", None) in _BOOLEAN_MASK_ATTENTION
+        self.cuda_graph = bool(cuda_graph) and self.device.type == "cuda" and self.boolean_mask
+        self._state: _StepState | None = None
         self._eos = torch.tensor(self.eos_token_ids or [-1], device=self.device)
-        self._step = torch.compile(self._forward_one, mode="reduce-overhead", fullgraph=False, dynamic=False) if self.compile else self._forward_one
 
     # ------------------------------------------------------------------ pieces
-    def _cache(self, rows: int, length: int):
-        """One static cache per shape, reused batch after batch (its tensors keep their addresses)."""
-        from transformers import StaticCache
+    def _state_for(self, rows: int, length: int) -> _StepState:
+        """The step state of this shape; one at a time (a cache of another shape is freed first)."""
+        import torch
 
-        key = (rows, length)
-        cache = self._caches.get(key)
-        if cache is None:
-            cache = StaticCache(config=self.model.config, max_cache_len=length)
-            self._caches[key] = cache
-        else:
-            cache.reset()
-        return cache
+        if self._state is not None and self._state.shape == (rows, length):
+            self._state.cache.reset()
+            return self._state
+        self._state = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self._state = _StepState(self.model, rows, length, self.device)
+        return self._state
 
-    def _forward_one(self, tokens, position_ids, cache_position, attention_mask, cache):
+    def _forward_one(self, state: _StepState):
         # ``cache_position`` is read by transformers versions that index the cache with it; newer ones
         # keep the write position inside the cache and ignore it.
         output = self.model(
-            input_ids=tokens,
-            position_ids=position_ids,
-            cache_position=cache_position,
-            attention_mask=attention_mask,
-            past_key_values=cache,
+            input_ids=state.tokens,
+            position_ids=state.positions,
+            cache_position=state.cache_position,
+            attention_mask=state.mask if self.boolean_mask else state.valid.view(state.valid.shape[0], -1).long(),
+            past_key_values=state.cache,
             use_cache=True,
         )
         return output.logits[:, -1, :]
+
+    def _step(self, state: _StepState):
+        """Logits of the step whose inputs are in ``state``'s buffers."""
+        import torch
+
+        if self.boolean_mask:  # slots written so far (prompt padding excluded), as a ready 4D mask
+            torch.logical_and(state.valid, state.slots <= state.cache_position, out=state.mask)
+        if self.cuda_graph and state.graph is None:
+            try:
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    state.logits = self._forward_one(state)
+                state.graph = graph
+            except Exception as err:  # some model code cannot be captured: decode eagerly instead
+                logger.warning("decoding step could not be captured as a CUDA graph (%s: %s); decoding eagerly", type(err).__name__, err)
+                self.cuda_graph = False
+                state.logits = None
+        if state.graph is not None:
+            state.graph.replay()
+            return state.logits.clone()  # the next replay overwrites the graph's output
+        return self._forward_one(state)
 
     @staticmethod
     def _sample(logits, temperature: float, top_p: float):
@@ -201,13 +248,14 @@ class StaticCacheDecoder:
         finished = torch.zeros(len(rows), dtype=torch.bool, device=device)
         # no_grad rather than inference_mode: the cache outlives this call and is reset in place later.
         with torch.no_grad():
-            cache = self._cache(len(rows), length)
+            state = self._state_for(len(rows), length)
+            state.valid.copy_(attention_mask.bool().view(len(rows), 1, 1, length))
             logits = self.model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 position_ids=prompt_positions,
                 cache_position=torch.arange(prompt_length, device=device),
-                past_key_values=cache,
+                past_key_values=state.cache,
                 use_cache=True,
                 logits_to_keep=1,
             ).logits[:, -1, :]
@@ -223,11 +271,10 @@ class StaticCacheDecoder:
                 # Test for the end now and then only: each test waits for the device.
                 if step + 1 == max_new_tokens or (step % 16 == 15 and bool(finished[:real].all())):
                     break
-                position = (real_lengths + step).unsqueeze(-1)
-                cache_position = torch.full((1,), prompt_length + step, dtype=torch.long, device=device)
-                logits = self._step(token.unsqueeze(-1), position, cache_position, attention_mask, cache)
-                if self.compile:
-                    logits = logits.clone()  # a replayed graph overwrites its output on the next step
+                state.tokens.copy_(token.unsqueeze(-1))
+                torch.add(real_lengths, step, out=state.positions.view(-1))
+                state.cache_position.fill_(prompt_length + step)
+                logits = self._step(state)
         results = []
         eos = set(self.eos_token_ids)
         for row in generated[:real, :steps].tolist():

@@ -58,15 +58,15 @@ class TransformersBackend(GenerationBackend):
         sort_by_length: sort prompts by length before batching (less padding, same results).
         static_cache: pre-allocated KV cache (``cache_implementation="static"``): fixed shapes, needed by
             ``compile``.
-        compile: compile the decoding step with ``torch.compile`` (GPU only; with ``decoding="generate"``
-            ``generate`` does it over a static cache, with ``decoding="static"`` the step becomes a CUDA
-            graph; pays a compile time per new shape, so it helps long runs with few batch shapes).
+        compile: speed up the decoding step on a GPU: with ``decoding="generate"``, ``generate`` compiles
+            it with ``torch.compile`` over a static cache; with ``decoding="static"``, the step is
+            captured once as a CUDA graph and replayed (one capture per batch shape).
         attn_implementation: e.g. ``"sdpa"`` or ``"flash_attention_2"``; default: the model's choice.
         decoding: ``"generate"`` (default: ``model.generate``, every generation option available) or
             ``"static"`` (:class:`~hf_ctxdistill.context.backends.static_decoding.StaticCacheDecoder`: a
-            lean loop over a static KV cache, whose decoding step ``compile=True`` turns into a CUDA
-            graph; the fast choice for long runs on a GPU; supports temperature, top-p and
-            ``min_new_tokens`` only).
+            lean loop over a static KV cache, with grouped-query attention that reads the cache once;
+            ``compile=True`` replays its decoding step as a CUDA graph; the fast choice for long runs
+            on a GPU; supports temperature, top-p and ``min_new_tokens`` only).
         seed: seeds ``transformers.set_seed`` once, for reproducible sampling.
         generation_kwargs: any further ``generate`` arguments (e.g. ``{"min_new_tokens": 160}`` to force
             fixed-length outputs in benchmarks, ``repetition_penalty``...).
@@ -280,7 +280,7 @@ class TransformersBackend(GenerationBackend):
         if decoder is None:
             decoder = StaticCacheDecoder(
                 self.model, pad_token_id=self.tokenizer.pad_token_id, eos_token_ids=self.eos_token_ids,
-                batch_size=size, compile=self.compile,
+                batch_size=size, cuda_graph=self.compile,
             )
             self._decoders[size] = decoder
         max_new_tokens = settings["max_new_tokens"]
