@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, HfArgumentParser
+from transformers import AutoTokenizer, HfArgumentParser, set_seed
 
 from hf_ctxdistill import KnowledgeGraph, LinkPredictionEvaluator
 from hf_ctxdistill.context import ContextCorpus
@@ -107,6 +107,7 @@ def main() -> None:
 
     encoder = script.encoder or str(minilm_path())
     tokenizer = AutoTokenizer.from_pretrained(encoder)
+    set_seed(args.seed)  # the new heads are initialised here, before the Trainer seeds: same seed, same start
     model = ContextualizedKGBert.from_encoder(
         encoder, use_reconstruction=use_reconstruction, max_seq_length=args.max_seq_length,
         attn_implementation=script.attn_implementation,
