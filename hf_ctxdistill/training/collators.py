@@ -27,7 +27,7 @@ import torch
 
 from ..data import KnowledgeGraph, ensure_knowledge_graph
 from ..models.kgbert.processing_kgbert import KGBertTripleEncoder
-from .triple_rows import example_generator, rows_to_triples
+from .triple_rows import EpochKeyedDraws, rows_to_triples
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -38,7 +38,7 @@ ContextKey = tuple[str, str, str]
 Corruption = Literal["both", "head", "tail"]
 
 
-class KGBertCollator:
+class KGBertCollator(EpochKeyedDraws):
     """Data collator for :class:`~hf_ctxdistill.models.kgbert.ContextualizedKGBert`.
 
     Feed it rows with ``head``, ``relation``, ``tail`` (string ids of the KG, or integer indices), e.g.
@@ -108,8 +108,6 @@ class KGBertCollator:
         self.context_max_length = int(context_max_length)
         self.seed = int(seed)
         self.max_resample_rounds = int(max_resample_rounds)
-        self._epoch: int | None = None
-        self._calls = 0
         if contexts is not None:
             if tokenizer.mask_token_id is None:
                 raise ValueError("the reconstruction task needs a tokenizer with a mask token")
@@ -144,14 +142,6 @@ class KGBertCollator:
         }
         options.update(kwargs)
         return cls(kg, tokenizer, contexts, **options)
-
-    # ------------------------------------------------------------------ randomness
-    def set_epoch(self, epoch: int) -> None:
-        """Key all following draws to ``epoch`` (the same example gets the same draw within an epoch)."""
-        self._epoch = int(epoch)
-
-    def _generator(self, triple: np.ndarray) -> np.random.Generator:
-        return example_generator(self.seed, self._epoch, self._calls, triple)
 
     # ------------------------------------------------------------------ rows
     def _index_rows(self, features: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:

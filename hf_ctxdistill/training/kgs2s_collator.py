@@ -33,7 +33,7 @@ import torch
 from ..data import KnowledgeGraph, ensure_knowledge_graph
 from ..models.kgs2s.entity_names import EntityNames
 from ..models.kgs2s.inputs import RECONSTRUCT_PREFIX, SIDES, KGS2SInputFormatter
-from .triple_rows import example_generator, rows_to_triples
+from .triple_rows import EpochKeyedDraws, rows_to_triples
 
 ContextKey = tuple[str, str, str]
 COLLATOR_TASKS: tuple[str, ...] = ("kgc", "contextualization", "reconstruction")
@@ -70,7 +70,7 @@ def random_spans_noise_mask(length: int, noise_density: float, mean_noise_span_l
     return np.roll(mask, int(gen.integers(length)))
 
 
-class KGS2SCollator:
+class KGS2SCollator(EpochKeyedDraws):
     """Data collator for :class:`~hf_ctxdistill.models.kgs2s.ContextualizedKGS2S`.
 
     Feed it rows with ``head``, ``relation``, ``tail`` (string ids of the KG, or integer indices): dicts,
@@ -154,8 +154,6 @@ class KGS2SCollator:
         self.eos_token_id = int(eos_token_id)
         self.pad_token_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         self.seed = int(seed)
-        self._epoch: int | None = None
-        self._calls = 0
         if "reconstruction" in self.tasks:
             if mask_token_id is None:
                 mask_token_id = tokenizer.mask_token_id
@@ -207,14 +205,6 @@ class KGS2SCollator:
         }
         options.update(kwargs)
         return cls(kg, tokenizer, contexts, **options)
-
-    # ------------------------------------------------------------------ randomness
-    def set_epoch(self, epoch: int) -> None:
-        """Key all following masks to ``epoch`` (the same example gets the same mask within an epoch)."""
-        self._epoch = int(epoch)
-
-    def _generator(self, triple: np.ndarray) -> np.random.Generator:
-        return example_generator(self.seed, self._epoch, self._calls, triple)
 
     def _index_rows(self, features: Sequence[Any]) -> np.ndarray:
         return rows_to_triples(self.kg, features, type(self).__name__)

@@ -38,3 +38,21 @@ def example_generator(seed: int, epoch: int | None, calls: int, triple: np.ndarr
     the collator's call count otherwise (still fresh draws each batch)."""
     key = [seed, 0, epoch] if epoch is not None else [seed, 1, calls]
     return np.random.default_rng(key + [int(x) for x in triple])
+
+
+class EpochKeyedDraws:
+    """What both KG collators share about randomness: :meth:`set_epoch` (called by the trainer) and a
+    per-example generator from :func:`example_generator`. Subclasses set ``seed`` and count their calls
+    in ``_calls``."""
+
+    seed: int = 0
+    _epoch: int | None = None
+    _calls: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Key all following draws (negatives, masks) to ``epoch``: the same example gets the same draws
+        within an epoch, on any process and after a resume."""
+        self._epoch = int(epoch)
+
+    def _generator(self, triple: np.ndarray) -> np.random.Generator:
+        return example_generator(self.seed, self._epoch, self._calls, triple)
