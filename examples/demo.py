@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import datasets
-import numpy as np
 import torch
 from transformers import AutoTokenizer
 from transformers.utils import logging as hf_logging
@@ -136,10 +135,9 @@ def main() -> None:
     num_ranked = min(args.num_test_triples, num_test)
     t0 = stage(f"[4/4] Filtered link prediction: {num_ranked} of {num_test} test triples x 2 directions "
                f"vs {kg.num_entities} entities")
-    indices = np.sort(np.random.default_rng(args.seed).choice(num_test, num_ranked, replace=False))
     scorer = KGBertTripleScorer(trainer.model.eval(), kg, tokenizer, batch_size=256,
                                 use_descriptions=training_args.use_descriptions)
-    evaluator = LinkPredictionEvaluator(kg, "test", triple_indices=indices, batch_size=256)
+    evaluator = LinkPredictionEvaluator(kg, "test", num_triples=num_ranked, seed=args.seed, batch_size=256)
     metrics = evaluator.evaluate(scorer, metric_key_prefix="test")
     timings["evaluation"] = time.time() - t0
     print(f"stage 4 done in {timings['evaluation']:.0f} s")

@@ -128,17 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda" and args.bf16:
         model.encoder.to(torch.bfloat16)
     scorer = KGBertTripleScorer(model, kg, tokenizer, batch_size=args.eval_batch_size)
-    num_split = len(kg.dataset[args.split])
-    indices = None  # the same samples as train_kgbert.py with the same --seed
-    if args.num_test_triples is not None and args.num_test_triples < num_split:
-        indices = np.sort(
-            np.random.default_rng(args.seed).choice(num_split, args.num_test_triples, replace=False)
-        )
     output_dir = Path(args.output_dir)
-    evaluator = LinkPredictionEvaluator(
+    evaluator = LinkPredictionEvaluator(  # the same samples as train_kgbert.py with the same --seed
         kg,
         args.split,
-        triple_indices=indices,
+        num_triples=args.num_test_triples,
         num_queries=args.num_test_queries,
         seed=args.seed,
         batch_size=args.eval_batch_size,

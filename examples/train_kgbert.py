@@ -131,12 +131,8 @@ def main() -> None:
         base = scoring_model.get_base_model() if hasattr(scoring_model, "get_base_model") else scoring_model
         base.encoder.to(torch.bfloat16)
     scorer = KGBertTripleScorer(scoring_model, kg, tokenizer, batch_size=script.eval_batch_size, use_descriptions=args.use_descriptions)
-    num_split = len(kg.dataset[script.eval_split])
-    indices = None
-    if script.num_test_triples is not None and script.num_test_triples < num_split:
-        indices = np.sort(np.random.default_rng(args.seed).choice(num_split, script.num_test_triples, replace=False))
     evaluator = LinkPredictionEvaluator(
-        kg, script.eval_split, triple_indices=indices, num_queries=script.num_test_queries, seed=args.seed,
+        kg, script.eval_split, num_triples=script.num_test_triples, num_queries=script.num_test_queries, seed=args.seed,
         batch_size=script.eval_batch_size, tie_rule=script.tie_rule, output_dir=Path(args.output_dir) / "ranks",
     )
     eval_started = time.time()

@@ -100,6 +100,19 @@ def _triple_score_fn(scorer: Any) -> Callable[[np.ndarray], Any]:
     )
 
 
+def fixed_sample(size: int, count: int | None, seed: int, name: str = "count") -> np.ndarray | None:
+    """Sorted positions of a fixed random sample of ``count`` of ``size`` items (drawn with ``seed``,
+    without replacement), or ``None`` when ``count`` is ``None`` or covers all of them. ``name`` names
+    the argument in the error for a count below 1."""
+    if count is None:
+        return None
+    if count < 1:
+        raise ValueError(f"{name} must be >= 1")
+    if count >= size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(size, size=count, replace=False))
+
+
 def score_in_batches(
     scorer: Any, triples: np.ndarray, batch_size: int = 1024, *, progress: bool = False, desc: str = "scoring"
 ) -> np.ndarray:
@@ -405,6 +418,9 @@ class LinkPredictionEvaluator:
         split: the split whose triples become queries.
         triples: explicit ``(n, 3)`` query triples instead of ``split``.
         triple_indices: evaluate only these rows of the split.
+        num_triples: evaluate a fixed random sample of this many triples (rows of the split, or of
+            ``triple_indices``; drawn with ``seed``, without replacement, kept in split order), each in
+            every direction of ``sides``; deterministic for a given seed.
         num_queries: evaluate a fixed random sample of this many queries (drawn with ``seed``, without
             replacement, kept in query-list order); deterministic for a given seed.
         sides: which queries to ask per triple: ``("head", "tail")`` (default), or one of them.
@@ -430,6 +446,7 @@ class LinkPredictionEvaluator:
         *,
         triples: np.ndarray | None = None,
         triple_indices: Sequence[int] | np.ndarray | None = None,
+        num_triples: int | None = None,
         num_queries: int | None = None,
         seed: int = 0,
         sides: Sequence[str] = SIDE_NAMES,
@@ -486,6 +503,9 @@ class LinkPredictionEvaluator:
             rows = np.asarray(triple_indices, dtype=np.int64).reshape(-1)
             if len(rows) and (rows.min() < 0 or rows.max() >= len(split_triples)):
                 raise ValueError(f"triple_indices must lie in [0, {len(split_triples)})")
+        pick = fixed_sample(len(rows), num_triples, seed, "num_triples")
+        if pick is not None:
+            rows = rows[pick]
         codes = side_codes(list(sides))
         if len(codes) == 0 or len(set(codes.tolist())) != len(codes):
             raise ValueError(
@@ -494,14 +514,9 @@ class LinkPredictionEvaluator:
         self.sides = tuple(SIDE_NAMES[c] for c in codes)
         query_rows = np.repeat(rows, len(codes))
         query_sides = np.tile(codes, len(rows)).astype(np.int8)
-        if num_queries is not None:
-            if num_queries < 1:
-                raise ValueError("num_queries must be >= 1")
-            if num_queries < len(query_rows):
-                pick = np.sort(
-                    np.random.default_rng(seed).choice(len(query_rows), size=num_queries, replace=False)
-                )
-                query_rows, query_sides = query_rows[pick], query_sides[pick]
+        pick = fixed_sample(len(query_rows), num_queries, seed, "num_queries")
+        if pick is not None:
+            query_rows, query_sides = query_rows[pick], query_sides[pick]
         self.query_rows = query_rows
         self.query_sides = query_sides
         self.query_triples = split_triples[query_rows]

@@ -277,6 +277,19 @@ def test_sampled_queries_are_deterministic(graph, table):
     np.testing.assert_array_equal(result.ranks(), full.ranks()[positions])
 
 
+def test_sampled_triples_keep_both_directions_and_split_order(graph):
+    sampled = LinkPredictionEvaluator(graph, num_triples=5, seed=3, progress=False)
+    expected_rows = np.sort(np.random.default_rng(3).choice(12, size=5, replace=False))
+    np.testing.assert_array_equal(sampled.query_rows, np.repeat(expected_rows, 2))
+    assert sampled.num_queries == 10
+    same = LinkPredictionEvaluator(graph, triple_indices=expected_rows, progress=False)
+    assert sampled.fingerprint == same.fingerprint  # the same queries: resumable across both spellings
+    everything = LinkPredictionEvaluator(graph, num_triples=50, seed=3, progress=False)
+    assert everything.num_queries == 24
+    with pytest.raises(ValueError, match="num_triples must be >= 1"):
+        LinkPredictionEvaluator(graph, num_triples=0, progress=False)
+
+
 def test_subset_and_single_side(graph, table):
     evaluator = LinkPredictionEvaluator(graph, triple_indices=[2, 5], sides=("tail",), progress=False)
     result = evaluator.run(CountingScorer(table))
