@@ -79,7 +79,7 @@ def test_packed_gqa_attention_equals_sdpa_with_repeated_heads(tiny_llama):
 
 
 def test_greedy_matches_generate_with_padded_batch_and_bucketed_prompts(tiny_llama, prompts):
-    # 4 prompts in a decoder of 6 rows (2 padding rows), prompt length 11 rounded up to 12.
+    # Up to 6 prompts per batch, prompt length 11 rounded up to 12.
     decoder = StaticCacheDecoder(tiny_llama, pad_token_id=PAD, eos_token_ids=[EOS], batch_size=6, prompt_bucket=4)
     assert decoder.packed_gqa and decoder.boolean_mask and tiny_llama.config._attn_implementation == PACKED_GQA_ATTENTION
     rows = decoder.decode(prompts, max_new_tokens=12, temperature=0)
@@ -88,6 +88,10 @@ def test_greedy_matches_generate_with_padded_batch_and_bucketed_prompts(tiny_lla
     # The cache is reused for the next batch of the same shape and must start clean.
     again = decoder.decode(prompts[::-1], max_new_tokens=12, temperature=0)
     assert [r.tokens for r in again] == [r.tokens for r in rows][::-1]
+    # 3 prompts run as 4 rows (one padding row): the padding must not change the others.
+    three = decoder.decode(prompts[:3], max_new_tokens=12, temperature=0)
+    assert [r.tokens for r in three] == [r.tokens for r in rows][:3]
+    assert decoder._state.shape[0] == 4
 
 
 def test_end_of_sequence_and_min_new_tokens_match_generate(tiny_llama, prompts):

@@ -112,7 +112,9 @@ class StaticCacheDecoder:
             SmolLM, Gemma...). It stays in the caller's device and dtype.
         pad_token_id: id written into padding positions.
         eos_token_ids: ids that end a sequence.
-        batch_size: every batch is padded to this many rows so the step always sees one shape.
+        batch_size: the most prompts per batch. A batch is padded to the next power of two of rows
+            (at most ``batch_size``), so full batches share one shape and a smaller one (the last, an
+            out-of-memory retry at half the size) adds few others.
         prompt_bucket: prompt lengths are rounded up to a multiple of this (fewer distinct shapes, each
             of which needs its own cache and graph, for a little extra padding).
         cuda_graph: capture the decoding step as a CUDA graph (CUDA devices with ``sdpa`` attention;
@@ -229,8 +231,8 @@ class StaticCacheDecoder:
         if len(prompts) > self.batch_size:
             raise ValueError(f"{len(prompts)} prompts for a decoder of batch_size {self.batch_size}")
         real = len(prompts)
-        # Pad the batch with copies of its first prompt: one shape for every batch (their output is dropped).
-        rows = prompts + [prompts[0]] * (self.batch_size - real)
+        # Pad the batch with copies of its first prompt to a bucketed row count (their output is dropped).
+        rows = prompts + [prompts[0]] * (min(self.batch_size, 1 << (real - 1).bit_length()) - real)
         prompt_length = self.prompt_bucket * math.ceil(max(len(p) for p in rows) / self.prompt_bucket)
         length = prompt_length + max_new_tokens
         device = self.device

@@ -145,7 +145,7 @@ class TransformersBackend(GenerationBackend):
         self.static_cache = static_cache or compile
         self.compile = compile
         self.decoding = decoding
-        self._decoders: dict[int, object] = {}
+        self._decoder = None  # the StaticCacheDecoder of decoding="static", built on first use
         self.generation_kwargs = dict(generation_kwargs or {})
         self.seed = seed
         # Stop at the model's end-of-sequence ids and at the tokenizer's (a chat turn's end, e.g. <|im_end|>).
@@ -273,16 +273,12 @@ class TransformersBackend(GenerationBackend):
     def _run_static(self, batch: list[list[int]], settings: dict) -> list[GenerationResult]:
         from .static_decoding import StaticCacheDecoder
 
-        # Full batches share one decoder (one compiled step); a smaller batch (the last one, an
-        # out-of-memory retry) uses the next power of two, so few shapes ever compile.
-        size = min(self.batch_size, 1 << (len(batch) - 1).bit_length())
-        decoder = self._decoders.get(size)
-        if decoder is None:
-            decoder = StaticCacheDecoder(
+        decoder = self._decoder
+        if decoder is None or decoder.batch_size < len(batch):
+            decoder = self._decoder = StaticCacheDecoder(
                 self.model, pad_token_id=self.tokenizer.pad_token_id, eos_token_ids=self.eos_token_ids,
-                batch_size=size, cuda_graph=self.compile,
+                batch_size=max(self.batch_size, len(batch)), cuda_graph=self.compile,
             )
-            self._decoders[size] = decoder
         max_new_tokens = settings["max_new_tokens"]
         rows = decoder.decode(
             batch, max_new_tokens=max_new_tokens, temperature=settings["temperature"], top_p=settings["top_p"],
