@@ -19,10 +19,10 @@ wn18rr)
     --cache_dir /tmp/wn18rr_cache --output_dir /tmp/wn18rr_contexts --hub_dir /tmp/wn18rr_contexts_hub 2>&1 | quiet | tr '\r' '\n' | tail -40
   ;;
 bench)
-  SETTINGS=${SETTINGS:-"static_compile_b2048|--decoding static --compile --batch-size 2048 --num-prompts 8192
-static_compile_b4096|--decoding static --compile --batch-size 4096 --num-prompts 8192
-static_eager_b2048|--decoding static --batch-size 2048 --num-prompts 4096
-generate_static_compile_b2048|--static-cache --compile --batch-size 2048 --num-prompts 2048"}
+  SETTINGS=${SETTINGS:-"static_graph_b2048|--decoding static --compile --batch-size 2048 --num-prompts 8192
+static_graph_b4096|--decoding static --compile --batch-size 4096 --num-prompts 8192
+static_eager_b2048|--decoding static --batch-size 2048 --num-prompts 8192
+generate_static_b2048|--static-cache --batch-size 2048 --num-prompts 4096"}
   while IFS='|' read -r name flags; do
     [ -z "$name" ] && continue
     echo "=== $name"
