@@ -79,6 +79,12 @@ class DecodedRow:
     tokens: list[int]
     stopped: bool
 
+    @classmethod
+    def from_tokens(cls, row: list[int], eos_token_ids) -> DecodedRow:
+        """``row`` up to its first end-of-sequence id (excluded), and whether it had one."""
+        end = next((i for i, token in enumerate(row) if token in eos_token_ids), None)
+        return cls(tokens=row if end is None else row[:end], stopped=end is not None)
+
 
 #: Attention implementations that take a boolean 4D mask (True = attend) as it is.
 _BOOLEAN_MASK_ATTENTION = {"sdpa", PACKED_GQA_ATTENTION}
@@ -277,12 +283,8 @@ class StaticCacheDecoder:
                 torch.add(real_lengths, step, out=state.positions.view(-1))
                 state.cache_position.fill_(prompt_length + step)
                 logits = self._step(state)
-        results = []
         eos = set(self.eos_token_ids)
-        for row in generated[:real, :steps].tolist():
-            end = next((i for i, t in enumerate(row) if t in eos), None)
-            results.append(DecodedRow(tokens=row if end is None else row[:end], stopped=end is not None))
-        return results
+        return [DecodedRow.from_tokens(row, eos) for row in generated[:real, :steps].tolist()]
 
 
 __all__ = ["PACKED_GQA_ATTENTION", "DecodedRow", "StaticCacheDecoder", "packed_gqa_sdpa_forward", "use_packed_gqa_attention"]

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from .base import GenerationBackend, GenerationResult, Prompt, messages_to_text
+from .static_decoding import DecodedRow, StaticCacheDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -256,23 +257,9 @@ class TransformersBackend(GenerationBackend):
         with torch.inference_mode():
             output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         generated = output[:, input_ids.shape[1] :].tolist()
-        results = []
-        for prompt_ids, row in zip(batch, generated):
-            end = next((i for i, token in enumerate(row) if token in self.eos_token_ids), None)
-            tokens = row if end is None else row[:end]
-            results.append(
-                GenerationResult(
-                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
-                    completion_tokens=len(tokens),
-                    prompt_tokens=len(prompt_ids),
-                    finish_reason="length" if end is None else "stop",
-                )
-            )
-        return results
+        return self._results(batch, [DecodedRow.from_tokens(row, self.eos_token_ids) for row in generated])
 
     def _run_static(self, batch: list[list[int]], settings: dict) -> list[GenerationResult]:
-        from .static_decoding import StaticCacheDecoder
-
         decoder = self._decoder
         if decoder is None or decoder.batch_size < len(batch):
             decoder = self._decoder = StaticCacheDecoder(
@@ -284,6 +271,10 @@ class TransformersBackend(GenerationBackend):
             batch, max_new_tokens=max_new_tokens, temperature=settings["temperature"], top_p=settings["top_p"],
             min_new_tokens=min(self.generation_kwargs.get("min_new_tokens", 0), max_new_tokens),
         )
+        return self._results(batch, rows)
+
+    def _results(self, batch: list[list[int]], rows: list[DecodedRow]) -> list[GenerationResult]:
+        """One result per prompt from its generated tokens, whichever way they were decoded."""
         return [
             GenerationResult(
                 text=self.tokenizer.decode(row.tokens, skip_special_tokens=True),
