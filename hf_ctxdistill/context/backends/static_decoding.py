@@ -124,7 +124,8 @@ class StaticCacheDecoder:
         prompt_bucket: prompt lengths are rounded up to a multiple of this (fewer distinct shapes, each
             of which needs its own cache and graph, for a little extra padding).
         cuda_graph: capture the decoding step as a CUDA graph (CUDA devices with ``sdpa`` attention;
-            otherwise ignored). Captured once per (batch size, cache length) shape.
+            otherwise ignored). Captured again when the (rows, cache length) shape changes: one cache
+            and one graph are kept at a time.
         packed_gqa: attend with :func:`packed_gqa_sdpa_forward` when the model uses ``sdpa`` and has
             grouped key/value heads (switches the model's attention implementation; same results).
     """

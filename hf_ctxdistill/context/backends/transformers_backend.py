@@ -61,7 +61,7 @@ class TransformersBackend(GenerationBackend):
             ``compile``.
         compile: speed up the decoding step on a GPU: with ``decoding="generate"``, ``generate`` compiles
             it with ``torch.compile`` over a static cache; with ``decoding="static"``, the step is
-            captured once as a CUDA graph and replayed (one capture per batch shape).
+            captured as a CUDA graph and replayed (captured again when the batch shape changes).
         attn_implementation: e.g. ``"sdpa"`` or ``"flash_attention_2"``; default: the model's choice.
         decoding: ``"generate"`` (default: ``model.generate``, every generation option available) or
             ``"static"`` (:class:`~hf_ctxdistill.context.backends.static_decoding.StaticCacheDecoder`: a
